@@ -20,7 +20,7 @@ type Snapshot struct {
 	ExpiresAt     Unix   `cbor:"5,keyasint"`
 	// MaxOffline is how long after the last successful sync automatic PASS decisions are allowed,
 	// in seconds.
-	MaxOffline int64 `cbor:"6,keyasint"`
+	MaxOffline int64  `cbor:"6,keyasint"`
 	Params     Params `cbor:"7,keyasint,omitempty"`
 	// Lists are reference lists of county codes (case counties, risk areas, border-port counties).
 	Lists map[string][]string `cbor:"8,keyasint,omitempty"`
@@ -85,7 +85,9 @@ func (s *Snapshot) Effective() time.Time { return s.EffectiveFrom.Time() }
 func (s *Snapshot) Expires() time.Time { return s.ExpiresAt.Time() }
 
 // MaxOfflineDuration returns MaxOffline as a duration.
-func (s *Snapshot) MaxOfflineDuration() time.Duration { return time.Duration(s.MaxOffline) * time.Second }
+func (s *Snapshot) MaxOfflineDuration() time.Duration {
+	return time.Duration(s.MaxOffline) * time.Second
+}
 
 // Validate checks the snapshot's structure (not its rules' CEL, which Compile checks).
 func (s *Snapshot) Validate() error {
