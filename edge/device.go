@@ -1,0 +1,162 @@
+package edge
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/gatecheck/gatecheck/edge/store"
+	"github.com/gatecheck/gatecheck/engine"
+	"github.com/gatecheck/gatecheck/sync/wire"
+)
+
+// Config configures a Device.
+type Config struct {
+	// Store configures the Badger store. Required.
+	Store store.Config
+	// TrustedKeys verify rule snapshots. Required.
+	TrustedKeys wire.KeyRing
+	// Logger; nil discards logs.
+	Logger *slog.Logger
+}
+
+// Device decides offline from its store and its verified snapshots. Safe for concurrent use.
+type Device struct {
+	store *store.Store
+	keys  wire.KeyRing
+	log   *slog.Logger
+
+	mu  sync.RWMutex
+	set engine.SnapshotSet
+	// refused lists stored snapshots that failed verification at start, for status.
+	refused []error
+}
+
+// Open opens the store and loads every stored snapshot, verifying each again (signature and
+// compile) before use. A stored snapshot that no longer verifies is reported, not used, and
+// kept on disk for inspection.
+func Open(cfg Config) (*Device, error) {
+	if len(cfg.TrustedKeys) == 0 {
+		return nil, errors.New("device: no trusted keys")
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	cfg.Store.Logger = log
+	st, err := store.Open(cfg.Store)
+	if err != nil {
+		return nil, err
+	}
+	d := &Device{store: st, keys: cfg.TrustedKeys, log: log}
+	stored, err := st.Snapshots()
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	for _, s := range stored {
+		v, err := wire.VerifySnapshot(s.Signed, d.keys)
+		if err == nil && v.Snapshot.Version != s.Version {
+			err = fmt.Errorf("stored under version %d but holds %d", s.Version, v.Snapshot.Version)
+		}
+		if err == nil {
+			err = d.set.Add(v.Policy, v.Digest)
+		}
+		if err != nil {
+			err = fmt.Errorf("stored snapshot %d refused: %w", s.Version, err)
+			d.refused = append(d.refused, err)
+			log.Error("stored snapshot does not verify; not used", "snapshot_version", s.Version, "err", err)
+			continue
+		}
+		log.Debug("snapshot loaded", "snapshot_version", s.Version)
+	}
+	return d, nil
+}
+
+// Close closes the store.
+func (d *Device) Close() error { return d.store.Close() }
+
+// Store returns the device's store.
+func (d *Device) Store() *store.Store { return d.store }
+
+// Refused returns the stored snapshots that failed verification when the device opened.
+func (d *Device) Refused() []error { return append([]error(nil), d.refused...) }
+
+// InstallSnapshot verifies a signed snapshot and, if it is acceptable at now, stores its signed
+// bytes and adds it. Refused: a bad signature or unknown key, a rule that does not compile, a
+// version lower than the highest held (rollback), and a snapshot already expired at now. A
+// refusal changes nothing. Installing the same snapshot twice is a no-op.
+func (d *Device) InstallSnapshot(signed []byte, now time.Time) (*wire.VerifiedSnapshot, error) {
+	v, err := wire.VerifySnapshot(signed, d.keys)
+	if err != nil {
+		return nil, err
+	}
+	if engine.UnixOf(now) >= v.Snapshot.ExpiresAt {
+		return nil, fmt.Errorf("snapshot %d: %w at %s", v.Snapshot.Version, engine.ErrExpired,
+			v.Snapshot.Expires().In(engine.Beijing).Format(time.RFC3339))
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	// Try on a copy first so a failed write leaves the set as it was.
+	next := d.set
+	if err := next.Add(v.Policy, v.Digest); err != nil {
+		return nil, fmt.Errorf("snapshot %d: %w", v.Snapshot.Version, err)
+	}
+	if err := d.store.PutSnapshot(v.Snapshot.Version, signed); err != nil {
+		return nil, err
+	}
+	d.set = next
+	d.log.Info("snapshot installed", "snapshot_version", v.Snapshot.Version, "key", v.KeyID,
+		"effective_from", v.Snapshot.Effective(), "expires_at", v.Snapshot.Expires())
+	return v, nil
+}
+
+// Policies returns the held policies, ascending by version.
+func (d *Device) Policies() []*engine.Policy {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return d.set.Policies()
+}
+
+// InForce returns the policy in force at now, or nil.
+func (d *Device) InForce(now time.Time) *engine.Policy {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return d.set.InForce(now)
+}
+
+// CheckRequest is one decision request: a number read from a card or typed in.
+type CheckRequest struct {
+	Number string
+	// TestOnly is the officer's input: disability or no smartphone (POLICY.md rule 3).
+	TestOnly bool
+}
+
+// Check decides for a number at now. It never fails: an invalid number, a missing or
+// unreadable record, no snapshot, an expired one - each is a MANUAL decision with its reason.
+func (d *Device) Check(req CheckRequest, now time.Time) engine.Decision {
+	id, err := engine.ParseID(req.Number)
+	if err != nil {
+		return engine.ManualInvalidID(err, 0, now)
+	}
+	return d.Decide(id, req.TestOnly, now)
+}
+
+// Decide decides for a parsed identity at now.
+func (d *Device) Decide(id engine.Identity, testOnly bool, now time.Time) engine.Decision {
+	facts, err := d.store.Lookup(d.store.Key(id.Number))
+	if err != nil {
+		d.log.Error("record lookup failed; deciding MANUAL", "id", id.Number, "err", err)
+		return engine.Decision{Outcome: engine.Manual, Rule: engine.RuleStore, At: now,
+			ReasonZH: "本机记录无法读取，请人工核验", ReasonEN: "the device could not read this person's record: check by hand"}
+	}
+	last, err := d.store.LastRefresh()
+	if err != nil {
+		d.log.Error("last refresh unreadable; treating as never", "err", err)
+	}
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return d.set.Decide(engine.Input{Identity: id, Facts: facts, TestOnly: testOnly}, engine.Conditions{LastSync: last}, now)
+}

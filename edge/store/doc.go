@@ -1,0 +1,15 @@
+// Package store is the device's Badger store: person records keyed by a keyed hash of the ID
+// number, signed rule snapshots, and device metadata.
+//
+// Key layout (schema version 1; Open refuses any other):
+//
+//	v1/meta/schema          "1"
+//	v1/meta/last_refresh    int64 big-endian Unix seconds of the last successful import or sync
+//	v1/p/<16-byte hash>     person facts, compact CBOR (sync/wire.EncodeFacts)
+//	v1/snap/<8-byte BE ver> a signed snapshot exactly as received (COSE_Sign1 bytes)
+//
+// The person key is BLAKE2b-128 keyed with the region's secret hash key, so plain ID numbers are
+// never stored. Validity of a record is judged by the engine against trusted time; Badger's TTL
+// (which hides entries by the machine clock) is set well past a record's last relevant time,
+// only to reclaim space. It imports engine and sync/wire, never edge or cmd.
+package store

@@ -1,0 +1,418 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/gatecheck/gatecheck/engine"
+	"github.com/gatecheck/gatecheck/sync/wire"
+	"golang.org/x/crypto/blake2b"
+)
+
+// SchemaVersion is the key-layout version this package writes and reads.
+const SchemaVersion = "1"
+
+// Errors.
+var (
+	// ErrSchema reports a data directory written with another key layout.
+	ErrSchema = errors.New("store schema version mismatch")
+	// ErrCorrupt reports a stored value that does not decode; it is not used.
+	ErrCorrupt = errors.New("stored value is corrupt")
+)
+
+var (
+	keySchema      = []byte("v1/meta/schema")
+	keyLastRefresh = []byte("v1/meta/last_refresh")
+	prefixPerson   = []byte("v1/p/")
+	prefixSnapshot = []byte("v1/snap/")
+)
+
+// HashKeySize is the size of the region's secret ID hash key.
+const HashKeySize = 32
+
+// DefaultRetention is how long past a record's last relevant time Badger keeps it before
+// reclaiming the space.
+const DefaultRetention = 60 * 24 * time.Hour
+
+// Config configures a Store.
+type Config struct {
+	// Dir is the Badger data directory. Required.
+	Dir string
+	// HashKey is the region's 32-byte secret for hashing ID numbers. Required.
+	HashKey []byte
+	// Profile picks Badger options; empty means ProfileSmall.
+	Profile Profile
+	// Retention is how long past a record's last relevant time its space is kept; zero means
+	// DefaultRetention.
+	Retention time.Duration
+	// Logger receives Badger's and the store's logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// Validate checks the config.
+func (c *Config) Validate() error {
+	if c.Dir == "" {
+		return errors.New("store: data directory is required")
+	}
+	if len(c.HashKey) != HashKeySize {
+		return fmt.Errorf("store: hash key must be %d bytes, got %d", HashKeySize, len(c.HashKey))
+	}
+	return nil
+}
+
+// Store is the device's Badger store. Safe for concurrent use.
+type Store struct {
+	db        *badger.DB
+	hashKey   []byte
+	retention time.Duration
+	log       *slog.Logger
+	hashers   sync.Pool
+}
+
+// PersonKey is the stored key of a person: a keyed BLAKE2b-128 hash of the ID number.
+type PersonKey [16]byte
+
+// Open opens (or creates) the store in cfg.Dir and checks its schema version.
+func Open(cfg Config) (*Store, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	opts, err := badgerOptions(cfg.Dir, cfg.Profile, log)
+	if err != nil {
+		return nil, err
+	}
+	db, err := badger.Open(opts)
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", cfg.Dir, err)
+	}
+	s := &Store{db: db, hashKey: append([]byte(nil), cfg.HashKey...), retention: cfg.Retention, log: log}
+	if s.retention == 0 {
+		s.retention = DefaultRetention
+	}
+	s.hashers.New = func() any {
+		h, err := blake2b.New(16, s.hashKey)
+		if err != nil {
+			panic(err) // key size checked by Validate
+		}
+		return h
+	}
+	if err := s.checkSchema(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Store) checkSchema() error {
+	return s.db.Update(func(txn *badger.Txn) error {
+		it, err := txn.Get(keySchema)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return txn.Set(keySchema, []byte(SchemaVersion))
+		}
+		if err != nil {
+			return fmt.Errorf("read schema version: %w", err)
+		}
+		v, err := it.ValueCopy(nil)
+		if err != nil {
+			return fmt.Errorf("read schema version: %w", err)
+		}
+		if string(v) != SchemaVersion {
+			return fmt.Errorf("%w: directory has %q, this build reads %q", ErrSchema, v, SchemaVersion)
+		}
+		return nil
+	})
+}
+
+// Close flushes and closes the store.
+func (s *Store) Close() error {
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("close store: %w", err)
+	}
+	return nil
+}
+
+// Sync makes every write so far durable (fsync). Call it before anything outside the device
+// learns of a write.
+func (s *Store) Sync() error {
+	if err := s.db.Sync(); err != nil {
+		return fmt.Errorf("sync store: %w", err)
+	}
+	return nil
+}
+
+// Key hashes an ID number into its stored key.
+func (s *Store) Key(n engine.IDNumber) PersonKey {
+	h := s.hashers.Get().(hash.Hash)
+	h.Reset()
+	_, _ = io.WriteString(h, n.Plain())
+	var k PersonKey
+	h.Sum(k[:0])
+	s.hashers.Put(h)
+	return k
+}
+
+func personKey(k PersonKey) []byte {
+	b := make([]byte, 0, len(prefixPerson)+len(k))
+	return append(append(b, prefixPerson...), k[:]...)
+}
+
+// Lookup returns the facts held for a person, or (nil, nil) if none. A record that does not
+// decode is reported with ErrCorrupt and not used.
+func (s *Store) Lookup(k PersonKey) (*engine.Facts, error) {
+	var f *engine.Facts
+	var kb [5 + 16]byte
+	copy(kb[:], prefixPerson)
+	copy(kb[5:], k[:])
+	err := s.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(kb[:])
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return item.Value(func(v []byte) error {
+			f = new(engine.Facts)
+			if err := wire.DecodeFacts(v, f); err != nil {
+				f = nil
+				return fmt.Errorf("%w: %v", ErrCorrupt, err)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("look up person: %w", err)
+	}
+	return f, nil
+}
+
+// Person is one write of a person record: Facts nil deletes it.
+type Person struct {
+	Key   PersonKey
+	Facts *engine.Facts
+}
+
+// Writer writes person records in bulk through a Badger WriteBatch. It is not atomic across
+// the whole import (Badger splits it into transactions); each record is written whole, and
+// writing the same record twice is harmless. Call Flush (or Cancel) when done.
+type Writer struct {
+	s   *Store
+	wb  *badger.WriteBatch
+	now time.Time
+	buf []byte
+	n   int
+}
+
+// NewWriter starts a bulk write; now is recorded as the last refresh when it is flushed.
+func (s *Store) NewWriter(now time.Time) *Writer {
+	return &Writer{s: s, wb: s.db.NewWriteBatch(), now: now}
+}
+
+// Put queues one record.
+func (w *Writer) Put(p Person) error {
+	key := personKey(p.Key)
+	if p.Facts == nil {
+		if err := w.wb.Delete(key); err != nil {
+			return fmt.Errorf("queue delete: %w", err)
+		}
+		w.n++
+		return nil
+	}
+	v, err := wire.EncodeFacts(p.Facts)
+	if err != nil {
+		return err
+	}
+	e := badger.NewEntry(key, v)
+	// Badger hides expired entries by the machine clock, so the floor is the machine clock
+	// at write time, whatever `now` the caller decides at.
+	if until := reclaimAfter(p.Facts, time.Now(), w.s.retention); !until.IsZero() {
+		e.ExpiresAt = uint64(until.Unix())
+	}
+	if err := w.wb.SetEntry(e); err != nil {
+		return fmt.Errorf("queue record: %w", err)
+	}
+	w.n++
+	return nil
+}
+
+// Flush writes what is queued, records now as the last refresh and makes it durable.
+func (w *Writer) Flush() error {
+	if err := w.wb.Flush(); err != nil {
+		return fmt.Errorf("write records: %w", err)
+	}
+	if err := w.s.SetLastRefresh(w.now); err != nil {
+		return err
+	}
+	return w.s.Sync()
+}
+
+// Cancel drops what is queued and not yet written.
+func (w *Writer) Cancel() { w.wb.Cancel() }
+
+// Count is the number of records queued so far.
+func (w *Writer) Count() int { return w.n }
+
+// reclaimAfter returns when Badger may drop a record: retention past the latest of its times
+// and now. A record that can matter indefinitely (a commuter tag not revoked, a popup 3 flag not
+// cleared centrally, which only a manual clearance ends) is never dropped: the zero time.
+func reclaimAfter(f *engine.Facts, now time.Time, retention time.Duration) time.Time {
+	if f.Commuter != nil && !f.Commuter.Revoked.IsSet() {
+		return time.Time{}
+	}
+	latest := engine.UnixOf(now)
+	bump := func(u engine.Unix) {
+		if u > latest {
+			latest = u
+		}
+	}
+	for _, t := range f.Tests {
+		bump(t.Reported)
+	}
+	for _, p := range f.Popups {
+		if p.N == 3 && !p.Cleared.IsSet() {
+			return time.Time{}
+		}
+		bump(p.Since)
+		bump(p.Ref)
+		bump(p.Cleared)
+	}
+	for _, st := range f.Stays {
+		bump(st.To)
+		bump(st.From)
+	}
+	for _, d := range f.Declarations {
+		bump(d)
+	}
+	bump(f.Inbound)
+	bump(f.PortEntry)
+	return latest.Time().Add(retention)
+}
+
+// SetLastRefresh records the time of the last successful import or sync.
+func (s *Store) SetLastRefresh(t time.Time) error {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], uint64(t.Unix()))
+	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Set(keyLastRefresh, b[:]) }); err != nil {
+		return fmt.Errorf("record last refresh: %w", err)
+	}
+	return nil
+}
+
+// LastRefresh returns the time of the last successful import or sync, or the zero time.
+func (s *Store) LastRefresh() (time.Time, error) {
+	var t time.Time
+	err := s.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(keyLastRefresh)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return item.Value(func(v []byte) error {
+			if len(v) != 8 {
+				return fmt.Errorf("%w: last refresh is %d bytes", ErrCorrupt, len(v))
+			}
+			t = time.Unix(int64(binary.BigEndian.Uint64(v)), 0)
+			return nil
+		})
+	})
+	if err != nil {
+		return time.Time{}, fmt.Errorf("read last refresh: %w", err)
+	}
+	return t, nil
+}
+
+func snapshotKey(version uint64) []byte {
+	k := append([]byte(nil), prefixSnapshot...)
+	return binary.BigEndian.AppendUint64(k, version)
+}
+
+// PutSnapshot stores a verified snapshot's signed bytes under its version and syncs.
+func (s *Store) PutSnapshot(version uint64, signed []byte) error {
+	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Set(snapshotKey(version), signed) }); err != nil {
+		return fmt.Errorf("store snapshot %d: %w", version, err)
+	}
+	return s.Sync()
+}
+
+// DeleteSnapshot removes a stored snapshot.
+func (s *Store) DeleteSnapshot(version uint64) error {
+	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Delete(snapshotKey(version)) }); err != nil {
+		return fmt.Errorf("delete snapshot %d: %w", version, err)
+	}
+	return nil
+}
+
+// StoredSnapshot is a snapshot's signed bytes as stored.
+type StoredSnapshot struct {
+	Version uint64
+	Signed  []byte
+}
+
+// Snapshots returns every stored snapshot, ascending by version. The bytes must be verified
+// again before use.
+func (s *Store) Snapshots() ([]StoredSnapshot, error) {
+	var out []StoredSnapshot
+	err := s.db.View(func(txn *badger.Txn) error {
+		opts := badger.DefaultIteratorOptions
+		opts.Prefix = prefixSnapshot
+		it := txn.NewIterator(opts)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			k := it.Item().Key()
+			if len(k) != len(prefixSnapshot)+8 || !bytes.HasPrefix(k, prefixSnapshot) {
+				continue
+			}
+			v, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			out = append(out, StoredSnapshot{Version: binary.BigEndian.Uint64(k[len(prefixSnapshot):]), Signed: v})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list snapshots: %w", err)
+	}
+	return out, nil
+}
+
+// CountPeople counts stored person records (a full key scan; for status and tests).
+func (s *Store) CountPeople() (int, error) {
+	n := 0
+	err := s.db.View(func(txn *badger.Txn) error {
+		opts := badger.DefaultIteratorOptions
+		opts.Prefix = prefixPerson
+		opts.PrefetchValues = false
+		it := txn.NewIterator(opts)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("count people: %w", err)
+	}
+	return n, nil
+}
+
+// Size returns Badger's own estimate of the LSM and value-log sizes (refreshed about once a
+// minute by Badger).
+func (s *Store) Size() (lsm, vlog int64) { return s.db.Size() }
+
+// DB exposes the Badger handle for packages of edge that add their own prefixes (audit).
+func (s *Store) DB() *badger.DB { return s.db }
