@@ -37,34 +37,34 @@ type Snapshot struct {
 
 // Params are a snapshot's named parameters, visible to rules as params.<name>.
 type Params struct {
-	Durations map[string]int64  `cbor:"1,keyasint,omitempty"` // seconds; CEL duration
-	Ints      map[string]int64  `cbor:"2,keyasint,omitempty"`
-	Strings   map[string]string `cbor:"3,keyasint,omitempty"`
+	Durations map[string]int64  `cbor:"1,keyasint,omitempty" json:"durations"` // seconds; CEL duration
+	Ints      map[string]int64  `cbor:"2,keyasint,omitempty" json:"ints"`
+	Strings   map[string]string `cbor:"3,keyasint,omitempty" json:"strings"`
 }
 
 // Definition is a named boolean CEL expression, visible to later definitions and to rules as
 // def.<name>. Definitions are evaluated lazily, at most once per decision.
 type Definition struct {
-	Name string `cbor:"1,keyasint"`
-	Expr string `cbor:"2,keyasint"`
+	Name string `cbor:"1,keyasint" json:"name"`
+	Expr string `cbor:"2,keyasint" json:"expr"`
 }
 
 // PopupDef says which definition makes popup N active, and the guidance an officer shows.
 type PopupDef struct {
-	N          int    `cbor:"1,keyasint"`
-	Definition string `cbor:"2,keyasint"`
-	GuidanceZH string `cbor:"3,keyasint,omitempty"`
-	GuidanceEN string `cbor:"4,keyasint,omitempty"`
+	N          int    `cbor:"1,keyasint" json:"n"`
+	Definition string `cbor:"2,keyasint" json:"definition"`
+	GuidanceZH string `cbor:"3,keyasint,omitempty" json:"guidance_zh"`
+	GuidanceEN string `cbor:"4,keyasint,omitempty" json:"guidance_en"`
 }
 
 // Rule is one entry of the ordered rule list: the first rule whose condition is true decides.
 type Rule struct {
-	ID       string   `cbor:"1,keyasint"`
-	Outcome  string   `cbor:"2,keyasint"`
-	When     string   `cbor:"3,keyasint"`
-	ReasonZH string   `cbor:"4,keyasint"`
-	ReasonEN string   `cbor:"5,keyasint"`
-	Flags    []string `cbor:"6,keyasint,omitempty"`
+	ID       string   `cbor:"1,keyasint" json:"id"`
+	Outcome  string   `cbor:"2,keyasint" json:"outcome"`
+	When     string   `cbor:"3,keyasint" json:"when"`
+	ReasonZH string   `cbor:"4,keyasint" json:"reason_zh"`
+	ReasonEN string   `cbor:"5,keyasint" json:"reason_en"`
+	Flags    []string `cbor:"6,keyasint,omitempty" json:"flags"`
 }
 
 // Limits on a snapshot's shape; they keep compile time and the cost estimate bounded.

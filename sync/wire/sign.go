@@ -118,3 +118,20 @@ func VerifySnapshot(signed []byte, keys KeyRing) (*VerifiedSnapshot, error) {
 	}
 	return &VerifiedSnapshot{Verified: v, Snapshot: snap, Policy: p}, nil
 }
+
+// UnverifiedPayload returns a COSE_Sign1 message's payload and key id WITHOUT checking the
+// signature, for inspection tools only. Never decide from it.
+func UnverifiedPayload(signed []byte, contentType string) (payload []byte, keyID string, err error) {
+	if len(signed) > MaxSignedSize {
+		return nil, "", fmt.Errorf("%w: %d bytes, at most %d", ErrTooLarge, len(signed), MaxSignedSize)
+	}
+	var msg cose.Sign1Message
+	if err := msg.UnmarshalCBOR(signed); err != nil {
+		return nil, "", fmt.Errorf("%w: not a COSE_Sign1 message: %v", ErrMalformed, err)
+	}
+	if ct, _ := msg.Headers.Protected[cose.HeaderLabelContentType].(string); ct != contentType {
+		return nil, "", fmt.Errorf("%w: content type %q, want %q", ErrMalformed, ct, contentType)
+	}
+	kid, _ := msg.Headers.Protected[cose.HeaderLabelKeyID].([]byte)
+	return msg.Payload, string(kid), nil
+}
