@@ -27,7 +27,7 @@ type fixture struct {
 	priv    ed25519.PrivateKey
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	pub, priv, err := wire.GenerateKey(rand.Reader)
 	if err != nil {
@@ -35,11 +35,16 @@ func newFixture(t *testing.T) *fixture {
 	}
 	key := make([]byte, store.HashKeySize)
 	rand.Read(key)
-	return &fixture{dir: t.TempDir(), hashKey: key, pub: pub, priv: priv}
+	return &fixture{hashKey: key, pub: pub, priv: priv}
 }
 
-func (f *fixture) open(t *testing.T) *edge.Device {
+func (f *fixture) open(t *testing.T) *edge.Device { return f.openTB(t) }
+
+func (f *fixture) openTB(t testing.TB) *edge.Device {
 	t.Helper()
+	if f.dir == "" {
+		f.dir = t.TempDir()
+	}
 	keys := wire.KeyRing{}
 	keys.Add(f.pub)
 	d, err := edge.Open(edge.Config{Store: store.Config{Dir: f.dir, HashKey: f.hashKey}, TrustedKeys: keys,
@@ -50,7 +55,7 @@ func (f *fixture) open(t *testing.T) *edge.Device {
 	return d
 }
 
-type tWriter struct{ t *testing.T }
+type tWriter struct{ t testing.TB }
 
 func (w tWriter) Write(b []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(b)))

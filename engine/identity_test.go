@@ -149,3 +149,28 @@ func BenchmarkParseID(b *testing.B) {
 		}
 	}
 }
+
+// FuzzParseRecord feeds arbitrary lines to the JSON Lines record parser: never panic, and a
+// record that parses has facts within every limit.
+func FuzzParseRecord(f *testing.F) {
+	f.Add([]byte(`{"id":"11010519491231002X","tests":[{"sampled":"2021-11-19T09:00:00+08:00","reported":"2021-11-19T20:00:00+08:00","result":"negative"}],"declarations":["2021-11-18"]}`))
+	f.Add([]byte(`{"id":"11010519491231002X","delete":true}`))
+	f.Add([]byte(`{"id":"810000199005010016","popups":[{"n":4,"since":"2021-11-19"}],"stays":[{"county":"533102","from":"2021-11-01","to":"2021-11-05"}]}`))
+	f.Add([]byte(`{"id":"11010519491231002X","commuter":{"since":"2021-06-01","source":"big-data","revoked":""}}`))
+	f.Add([]byte(`{"id":1}`))
+	f.Add([]byte(`[]`))
+	f.Fuzz(func(t *testing.T, line []byte) {
+		id, facts, err := engine.ParseRecord(line)
+		if err != nil {
+			return
+		}
+		if _, err := engine.ParseID(id.Number.Plain()); err != nil {
+			t.Fatalf("accepted record with invalid id: %v", err)
+		}
+		if facts != nil {
+			if err := facts.Validate(); err != nil {
+				t.Fatalf("accepted facts that do not validate: %v", err)
+			}
+		}
+	})
+}

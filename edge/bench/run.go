@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"sync"
@@ -146,6 +147,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		ids[i] = ID(rng.IntN(cfg.Records + cfg.Records/9))
 	}
 	say(fmt.Sprintf("timing %d decisions ...", cfg.Decisions))
+	// Return the ingest phase's garbage to the OS, so the deciding phase's figure is its own.
+	runtime.GC()
+	debug.FreeOSMemory()
 	mem = newRSSAnonSampler()
 	// Warm up the caches a little, as a device that has been running would be.
 	for _, id := range ids[:min(len(ids), 10000)] {
