@@ -152,10 +152,7 @@ func (d *Device) Decide(id engine.Identity, testOnly bool, now time.Time) engine
 		return engine.Decision{Outcome: engine.Manual, Rule: engine.RuleStore, At: now,
 			ReasonZH: "本机记录无法读取，请人工核验", ReasonEN: "the device could not read this person's record: check by hand"}
 	}
-	last, err := d.store.LastRefresh()
-	if err != nil {
-		d.log.Error("last refresh unreadable; treating as never", "err", err)
-	}
+	last := d.store.LastRefresh()
 	d.mu.RLock()
 	defer d.mu.RUnlock()
 	return d.set.Decide(engine.Input{Identity: id, Facts: facts, TestOnly: testOnly}, engine.Conditions{LastSync: last}, now)

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -75,6 +76,9 @@ type Store struct {
 	retention time.Duration
 	log       *slog.Logger
 	hashers   sync.Pool
+	// lastRefresh caches v1/meta/last_refresh (Unix seconds, 0 = never): it is read on every
+	// decision.
+	lastRefresh atomic.Int64
 }
 
 // PersonKey is the stored key of a person: a keyed BLAKE2b-128 hash of the ID number.
@@ -111,6 +115,14 @@ func Open(cfg Config) (*Store, error) {
 	if err := s.checkSchema(); err != nil {
 		db.Close()
 		return nil, err
+	}
+	last, err := s.readLastRefresh()
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	if !last.IsZero() {
+		s.lastRefresh.Store(last.Unix())
 	}
 	return s, nil
 }
@@ -307,11 +319,20 @@ func (s *Store) SetLastRefresh(t time.Time) error {
 	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Set(keyLastRefresh, b[:]) }); err != nil {
 		return fmt.Errorf("record last refresh: %w", err)
 	}
+	s.lastRefresh.Store(t.Unix())
 	return nil
 }
 
 // LastRefresh returns the time of the last successful import or sync, or the zero time.
-func (s *Store) LastRefresh() (time.Time, error) {
+func (s *Store) LastRefresh() time.Time {
+	u := s.lastRefresh.Load()
+	if u == 0 {
+		return time.Time{}
+	}
+	return time.Unix(u, 0)
+}
+
+func (s *Store) readLastRefresh() (time.Time, error) {
 	var t time.Time
 	err := s.db.View(func(txn *badger.Txn) error {
 		item, err := txn.Get(keyLastRefresh)

@@ -1,0 +1,132 @@
+package store
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/gatecheck/gatecheck/engine"
+)
+
+func testKey(b byte) []byte { return bytes.Repeat([]byte{b}, HashKeySize) }
+
+func TestPlainIDsNeverReachTheDisk(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(Config{Dir: dir, HashKey: testKey(7)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := []engine.IDNumber{"11010519491231002X", "810000199005010016", "911156199005010018"}
+	w := s.NewWriter(time.Now())
+	for _, id := range ids {
+		if err := w.Put(Person{Key: s.Key(id), Facts: &engine.Facts{Schema: 1, Declarations: []engine.Unix{1637200000}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
+		if err != nil || info.IsDir() {
+			return err
+		}
+		b, _ := os.ReadFile(p)
+		for _, id := range ids {
+			if bytes.Contains(b, []byte(id.Plain())) || bytes.Contains(b, []byte(id.Plain()[6:14]+id.Plain()[14:17])) {
+				t.Errorf("%s holds an ID number in plain text", p)
+			}
+		}
+		return nil
+	})
+	// Reopen: records are found by the same key, and a different region key finds nothing.
+	s, err = Open(Config{Dir: dir, HashKey: testKey(7)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f, err := s.Lookup(s.Key(ids[0])); err != nil || f == nil {
+		t.Fatalf("lookup after reopen: %v %v", f, err)
+	}
+	if s.LastRefresh().IsZero() {
+		t.Error("last refresh lost across reopen")
+	}
+	s.Close()
+	other, err := Open(Config{Dir: dir, HashKey: testKey(8)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if f, _ := other.Lookup(other.Key(ids[0])); f != nil {
+		t.Fatal("a store opened with another hash key found the record")
+	}
+}
+
+func TestSchemaVersionChecked(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(Config{Dir: dir, HashKey: testKey(1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.db.Update(func(txn *badger.Txn) error { return txn.Set(keySchema, []byte("99")) })
+	s.Close()
+	if _, err := Open(Config{Dir: dir, HashKey: testKey(1)}); !errors.Is(err, ErrSchema) {
+		t.Fatalf("err = %v, want ErrSchema", err)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	if _, err := Open(Config{Dir: t.TempDir(), HashKey: []byte("short")}); err == nil {
+		t.Fatal("short hash key accepted")
+	}
+	if _, err := Open(Config{HashKey: testKey(1)}); err == nil {
+		t.Fatal("empty dir accepted")
+	}
+	if _, err := Open(Config{Dir: t.TempDir(), HashKey: testKey(1), Profile: "huge"}); err == nil {
+		t.Fatal("unknown profile accepted")
+	}
+}
+
+func TestReclaimAfter(t *testing.T) {
+	now := time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC)
+	ret := 60 * 24 * time.Hour
+	old := engine.UnixOf(time.Date(2021, 11, 20, 0, 0, 0, 0, time.UTC))
+	future := engine.UnixOf(now.Add(10 * 24 * time.Hour))
+	for _, c := range []struct {
+		name string
+		f    engine.Facts
+		want time.Time
+	}{
+		{"old facts live retention past the write", engine.Facts{Tests: []engine.Test{{Sampled: old, Reported: old}}}, now.Add(ret)},
+		{"a future fact extends it", engine.Facts{Inbound: future}, future.Time().Add(ret)},
+		{"an active commuter is never reclaimed", engine.Facts{Commuter: &engine.Commuter{Since: old}}, time.Time{}},
+		{"an uncleared popup 3 is never reclaimed", engine.Facts{Popups: []engine.Popup{{N: 3, Since: old}}}, time.Time{}},
+		{"a revoked commuter is", engine.Facts{Commuter: &engine.Commuter{Since: old, Revoked: old}}, now.Add(ret)},
+	} {
+		if got := reclaimAfter(&c.f, now, ret); !got.Equal(c.want) {
+			t.Errorf("%s: %s, want %s", c.name, got, c.want)
+		}
+	}
+}
+
+func TestSnapshotsStoredAsGiven(t *testing.T) {
+	s, err := Open(Config{Dir: t.TempDir(), HashKey: testKey(1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, v := range []uint64{2021111700, 2021080700, 300} {
+		if err := s.PutSnapshot(v, []byte{byte(v), 1, 2}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.Snapshots()
+	if err != nil || len(got) != 3 || got[0].Version != 300 || got[2].Version != 2021111700 || got[2].Signed[0] != byte(2021111700&0xff) {
+		t.Fatalf("snapshots: %+v %v", got, err)
+	}
+}
