@@ -46,4 +46,3 @@ func BenchmarkCompile(b *testing.B) {
 		}
 	}
 }
-

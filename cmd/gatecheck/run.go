@@ -317,6 +317,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	decisions := fs.Int("decisions", 200_000, "decisions to time (random people, 10% unknown)")
 	dir := fs.String("dir", "", "Badger directory (default: a temporary one, removed afterwards)")
 	profile := fs.String("profile", "small", "store profile: small or large")
+	memprofile := fs.String("memprofile", "", "write a heap profile taken after the deciding phase here")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -331,7 +332,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		defer os.RemoveAll(d)
 		*dir = d
 	}
-	res, err := bench.Run(ctx, bench.Config{Dir: *dir, Records: *records, Decisions: *decisions, Profile: *profile,
+	res, err := bench.Run(ctx, bench.Config{Dir: *dir, Records: *records, Decisions: *decisions, Profile: *profile, MemProfile: *memprofile,
 		Progress: func(msg string) { fmt.Fprintln(stderr, msg) }})
 	if err != nil {
 		return err

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"sync"
@@ -33,6 +34,8 @@ type Config struct {
 	Records   int    // synthetic people to load
 	Decisions int    // decisions to time
 	Profile   string // store profile
+	// MemProfile, if set, receives a heap profile taken at the end of the deciding phase.
+	MemProfile string
 	// Progress receives progress lines; nil discards them.
 	Progress func(string)
 }
@@ -192,6 +195,18 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	wg.Wait()
 	res.DecisionsPerSec2Core = float64(len(ids)) / time.Since(start).Seconds()
 	res.PeakRSSAnonDecideMiB = mem.stop()
+	if cfg.MemProfile != "" {
+		f, err := os.Create(cfg.MemProfile)
+		if err != nil {
+			return nil, fmt.Errorf("memory profile: %w", err)
+		}
+		runtime.GC()
+		err = pprof.WriteHeapProfile(f)
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("memory profile: %w", err)
+		}
+	}
 	return res, nil
 }
 
