@@ -151,9 +151,9 @@ func TestFactsRoundTrip(t *testing.T) {
 // tiny is a small but complete snapshot: the fuzzers mutate it far faster than a full policy.
 func tiny() *engine.Snapshot {
 	return &engine.Snapshot{Schema: engine.SnapshotSchema, Version: 7, Name: "tiny", EffectiveFrom: 1637078400, ExpiresAt: 1643558400, MaxOffline: 259200,
-		Params:      engine.Params{Durations: map[string]int64{"test_window": 172800}, Ints: map[string]int64{"days": 14}},
-		Lists:       map[string][]string{"case_counties": {"210283", "130102"}},
-		CityUnits:   map[string]string{"130104": "1301", "130102": "1301"},
+		Params:    engine.Params{Durations: map[string]int64{"test_window": 172800}, Ints: map[string]int64{"days": 14}},
+		Lists:     map[string][]string{"case_counties": {"210283", "130102"}},
+		CityUnits: map[string]string{"130104": "1301", "130102": "1301"},
 		Definitions: []engine.Definition{{Name: "valid_test", Expr: "test.has_negative && now - test.negative_sampled <= params.test_window"},
 			{Name: "popup1", Expr: "now < bj_day(stays.last_left_in(lists.case_counties), params.days + 1)"}},
 		Popups: []engine.PopupDef{{N: 1, Definition: "popup1", GuidanceZH: "请暂缓来京", GuidanceEN: "postpone"}},
