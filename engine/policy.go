@@ -51,52 +51,42 @@ func (p *Policy) Version() uint64 { return p.snap.Version }
 // EstimatedCost is the static worst-case cost of one decision.
 func (p *Policy) EstimatedCost() uint64 { return p.cost }
 
-// The variables every rule can read. Times the person never had are `never`
-// (1970-01-01T00:00:00Z), so `now < bj_day(t, n)` is simply false for them.
-var factVariables = []struct {
+type factVariable struct {
 	name string
 	typ  *cel.Type
 	doc  string
-}{
-	{"now", cel.TimestampType, "the decision's moment (trusted time)"},
-	{"id.type", cel.StringType, "resident, hmt-permit, foreign-permanent or foreign-permanent-2017"},
-	{"id.age", cel.IntType, "completed years at now, Beijing calendar"},
-	{"id.region", cel.StringType, "first six digits of a resident number"},
-	{"input.test_only", cel.BoolType, "officer says: visual/hearing disability or no smartphone"},
-	{"test.has_negative", cel.BoolType, "a negative result reported by now"},
-	{"test.negative_sampled", cel.TimestampType, "latest sample time of a negative reported by now"},
-	{"test.negative_reported", cel.TimestampType, "latest report time of a negative reported by now"},
-	{"test.has_positive", cel.BoolType, "a positive result reported by now"},
-	{"test.positive_reported", cel.TimestampType, "latest report time of a positive reported by now"},
-	{"commuter.member", cel.BoolType, "in the commuter database since before now and not revoked by now"},
-	{"commuter.since", cel.TimestampType, "membership start"},
-	{"clearance.last", cel.TimestampType, "latest manual clearance by community officers"},
-	{"declaration.last", cel.TimestampType, "latest itinerary declaration made by now"},
-	{"entry.inbound", cel.TimestampType, "overseas arrival"},
-	{"entry.port", cel.TimestampType, "entry into China through another port"},
-	{"stays", staysType, "travel history; use stays.last_left_in(list) and stays.last_left_in_city(list)"},
 }
 
-func init() {
-	for n := 1; n <= 5; n++ {
-		factVariables = append(factVariables,
-			struct {
-				name string
-				typ  *cel.Type
-				doc  string
-			}{fmt.Sprintf("flag%d.raised", n), cel.BoolType, "the central system raised popup and has not cleared it by now"},
-			struct {
-				name string
-				typ  *cel.Type
-				doc  string
-			}{fmt.Sprintf("flag%d.since", n), cel.TimestampType, "when the popup was raised"},
-			struct {
-				name string
-				typ  *cel.Type
-				doc  string
-			}{fmt.Sprintf("flag%d.ref", n), cel.TimestampType, "the event the popup's end counts from"})
+// The variables every rule can read. Times the person never had are `never`
+// (1970-01-01T00:00:00Z), so `now < bj_day(t, n)` is simply false for them.
+var factVariables = func() []factVariable {
+	vars := []factVariable{
+		{"now", cel.TimestampType, "the decision's moment (trusted time)"},
+		{"id.type", cel.StringType, "resident, hmt-permit, foreign-permanent or foreign-permanent-2017"},
+		{"id.age", cel.IntType, "completed years at now, Beijing calendar"},
+		{"id.region", cel.StringType, "first six digits of a resident number"},
+		{"input.test_only", cel.BoolType, "officer says: visual/hearing disability or no smartphone"},
+		{"test.has_negative", cel.BoolType, "a negative result reported by now"},
+		{"test.negative_sampled", cel.TimestampType, "latest sample time of a negative reported by now"},
+		{"test.negative_reported", cel.TimestampType, "latest report time of a negative reported by now"},
+		{"test.has_positive", cel.BoolType, "a positive result reported by now"},
+		{"test.positive_reported", cel.TimestampType, "latest report time of a positive reported by now"},
+		{"commuter.member", cel.BoolType, "in the commuter database since before now and not revoked by now"},
+		{"commuter.since", cel.TimestampType, "membership start"},
+		{"clearance.last", cel.TimestampType, "latest manual clearance by community officers"},
+		{"declaration.last", cel.TimestampType, "latest itinerary declaration made by now"},
+		{"entry.inbound", cel.TimestampType, "overseas arrival"},
+		{"entry.port", cel.TimestampType, "entry into China through another port"},
+		{"stays", staysType, "travel history; use stays.last_left_in(list) and stays.last_left_in_city(list)"},
 	}
-}
+	for n := 1; n <= 5; n++ {
+		vars = append(vars,
+			factVariable{fmt.Sprintf("flag%d.raised", n), cel.BoolType, "the central system raised the popup and has not cleared it by now"},
+			factVariable{fmt.Sprintf("flag%d.since", n), cel.TimestampType, "when the popup was raised"},
+			factVariable{fmt.Sprintf("flag%d.ref", n), cel.TimestampType, "the event the popup's end counts from"})
+	}
+	return vars
+}()
 
 // Compile checks a snapshot and compiles its definitions and rules to CEL programs. Any rule that
 // does not parse, does not type-check to bool, or makes the estimated cost exceed

@@ -166,17 +166,17 @@ func (v *view) ResolveName(name string) (any, bool) {
 	case "stays":
 		return &v.stays, true
 	}
-	if len(name) == len("flag1.raised") && name[:4] == "flag" && name[6:] == "raised" {
-		return v.flagRaised[flagN(name)], true
-	}
-	if len(name) == len("flag1.since") && name[:4] == "flag" {
-		switch name[6:] {
-		case "since":
-			return v.flagSince[flagN(name)], true
+	if len(name) > 6 && name[:4] == "flag" && name[5] == '.' {
+		if n := flagN(name); n != 0 {
+			switch name[6:] {
+			case "raised":
+				return v.flagRaised[n], true
+			case "since":
+				return v.flagSince[n], true
+			case "ref":
+				return v.flagRef[n], true
+			}
 		}
-	}
-	if len(name) == len("flag1.ref") && name[:4] == "flag" && name[6:] == "ref" {
-		return v.flagRef[flagN(name)], true
 	}
 	if len(name) > 4 && name[:4] == "def." {
 		i, ok := v.p.defIndex[name[4:]]

@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
@@ -150,8 +152,9 @@ func check(args []string, stdout, stderr io.Writer) error {
 		if p := d.InForce(now); p != nil {
 			if ident, err := engine.ParseID(*id); err == nil {
 				facts, _ := d.Store().Lookup(d.Store().Key(ident.Number))
-				for name, v := range p.Explain(engine.Input{Identity: ident, Facts: facts, TestOnly: *testOnly}, now) {
-					fmt.Fprintf(stdout, "  def.%s = %s\n", name, v)
+				defs := p.Explain(engine.Input{Identity: ident, Facts: facts, TestOnly: *testOnly}, now)
+				for _, name := range slices.Sorted(maps.Keys(defs)) {
+					fmt.Fprintf(stdout, "  def.%s = %s\n", name, defs[name])
 				}
 			}
 		}
