@@ -91,13 +91,15 @@ type Decision struct {
 // Commuter reports whether the decision shows the commuter mark (通勤).
 func (d Decision) Commuter() bool { return d.Outcome == PassCommuter }
 
-// MarshalJSON keeps popups an array (never null) so consumers can index it.
+// MarshalJSON keeps popups an array (never null) so consumers can index it, and writes the
+// time in Beijing time.
 func (d Decision) MarshalJSON() ([]byte, error) {
 	type plain Decision
 	p := plain(d)
 	if p.Popups == nil {
 		p.Popups = []int{}
 	}
+	p.At = p.At.In(Beijing)
 	return json.Marshal(p)
 }
 
