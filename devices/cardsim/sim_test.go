@@ -43,7 +43,11 @@ func startSim(t *testing.T, s *cardsim.Script, link string) *cardsim.Sim {
 // The real tarm/serial path reads every card type from the simulator at 115200 baud.
 func TestReaderReadsCardsOverPTY(t *testing.T) {
 	s := &cardsim.Script{Steps: []cardsim.Step{
-		{Card: func() *cardsim.CardSpec { c := card("11010519491231002X", "张三", "19491231"); c.AppendedAddress = "北京市海淀区中关村大街1号"; return c }()},
+		{Card: func() *cardsim.CardSpec {
+			c := card("11010519491231002X", "张三", "19491231")
+			c.AppendedAddress = "北京市海淀区中关村大街1号"
+			return c
+		}()},
 		{Card: &cardsim.CardSpec{Type: "hmt-permit", Name: "陈大文", Birth: "19900501", Number: "810000199005010016", PassNumber: "H12345678"}},
 		{Card: &cardsim.CardSpec{Type: "foreign-permanent", Name: "史密斯", EnglishName: "SMITH JOHN", Birth: "19900501", Number: "911156199005010018", Nationality: "USA"}},
 		{Card: &cardsim.CardSpec{Type: "foreign-permanent-2017", Name: "约翰", EnglishName: "JOHN SMITH", Birth: "19880529", Number: "USA310088052911", Nationality: "USA"}},
