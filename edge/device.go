@@ -132,28 +132,65 @@ type CheckRequest struct {
 	Number string
 	// TestOnly is the officer's input: disability or no smartphone (POLICY.md rule 3).
 	TestOnly bool
+	// WhatIf marks a question about another moment (`check --at`): the device's own clock
+	// checks do not apply to it. Never set for a live decision.
+	WhatIf bool
 }
+
+// ClockSkew is how far before the last data refresh the clock may read before decisions
+// become MANUAL: a clock that went backwards past data the device already holds is not trusted.
+const ClockSkew = 5 * time.Minute
 
 // Check decides for a number at now. It never fails: an invalid number, a missing or
 // unreadable record, no snapshot, an expired one - each is a MANUAL decision with its reason.
 func (d *Device) Check(req CheckRequest, now time.Time) engine.Decision {
 	id, err := engine.ParseID(req.Number)
 	if err != nil {
-		return engine.ManualInvalidID(err, 0, now)
+		var version uint64
+		if p := d.InForce(now); p != nil {
+			version = p.Version()
+		}
+		return engine.ManualInvalidID(err, version, now)
 	}
-	return d.Decide(id, req.TestOnly, now)
+	return d.Decide(id, req, now)
 }
 
-// Decide decides for a parsed identity at now.
-func (d *Device) Decide(id engine.Identity, testOnly bool, now time.Time) engine.Decision {
+// Explain returns the value of every definition of the policy in force for the person at now.
+func (d *Device) Explain(req CheckRequest, now time.Time) (map[string]string, error) {
+	id, err := engine.ParseID(req.Number)
+	if err != nil {
+		return nil, err
+	}
+	p := d.InForce(now)
+	if p == nil {
+		return nil, errors.New("no snapshot in force")
+	}
+	facts, err := d.store.Lookup(d.store.Key(id.Number))
+	if err != nil {
+		return nil, err
+	}
+	return p.Explain(engine.Input{Identity: id, Facts: facts, TestOnly: req.TestOnly}, now), nil
+}
+
+// Decide decides for a parsed identity at now (req.Number is not read again).
+func (d *Device) Decide(id engine.Identity, req CheckRequest, now time.Time) engine.Decision {
 	facts, err := d.store.Lookup(d.store.Key(id.Number))
 	if err != nil {
 		d.log.Error("record lookup failed; deciding MANUAL", "id", id.Number, "err", err)
 		return engine.Decision{Outcome: engine.Manual, Rule: engine.RuleStore, At: now,
 			ReasonZH: "本机记录无法读取，请人工核验", ReasonEN: "the device could not read this person's record: check by hand"}
 	}
-	last := d.store.LastRefresh()
+	cond := engine.Conditions{LastSync: d.store.LastRefresh()}
+	if !req.WhatIf && !cond.LastSync.IsZero() && now.Before(cond.LastSync.Add(-ClockSkew)) {
+		cond.ClockUntrusted = fmt.Sprintf("the clock reads %s, before the last data refresh at %s",
+			now.In(engine.Beijing).Format(time.RFC3339), cond.LastSync.In(engine.Beijing).Format(time.RFC3339))
+	}
 	d.mu.RLock()
 	defer d.mu.RUnlock()
-	return d.set.Decide(engine.Input{Identity: id, Facts: facts, TestOnly: testOnly}, engine.Conditions{LastSync: last}, now)
+	dec := d.set.Decide(engine.Input{Identity: id, Facts: facts, TestOnly: req.TestOnly}, cond, now)
+	if dec.Rule == engine.RuleNoSnapshot && len(d.refused) > 0 {
+		dec.ReasonZH = "本机规则校验失败，请人工核验"
+		dec.ReasonEN = fmt.Sprintf("no usable rule snapshot: %d stored snapshot(s) failed verification at start (see 'gatecheck policy list'): check by hand", len(d.refused))
+	}
+	return dec
 }

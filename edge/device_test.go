@@ -139,6 +139,23 @@ func TestDeviceDecidesFromStoreAndSnapshot(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// A clock that reads earlier than the last data refresh is not trusted; a what-if is no
+	// live decision and is answered.
+	early := imported.Add(-time.Hour)
+	if got := d.Check(edge.CheckRequest{Number: adult}, early); got.Outcome != engine.Manual || got.Rule != engine.RuleClock {
+		t.Fatalf("clock before the last refresh: %+v", got)
+	}
+	if got := d.Check(edge.CheckRequest{Number: adult, WhatIf: true}, early); got.Rule == engine.RuleClock {
+		t.Fatalf("what-if decided by the clock check: %+v", got)
+	}
+	// An empty import brings no news: the offline clock stays where it was.
+	if _, err := d.Import(ctx, strings.NewReader("\n"), nov20.Add(time.Hour), nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := d.Store().LastRefresh(); !got.Equal(imported) {
+		t.Fatalf("an empty import moved the last refresh to %s", got)
+	}
+
 	// Records and snapshots survive a restart; the snapshot is verified again.
 	if err := d.Close(); err != nil {
 		t.Fatal(err)

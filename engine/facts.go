@@ -124,32 +124,32 @@ func (f *Facts) Validate() error {
 	}
 	for i, t := range f.Tests {
 		if t.Result != ResultNegative && t.Result != ResultPositive {
-			return fmt.Errorf("%w: test %d: result must be negative or positive", ErrInvalidFacts, i+1)
+			return fmt.Errorf("%w: tests entry %d: result must be negative or positive", ErrInvalidFacts, i+1)
 		}
 		if !t.Sampled.IsSet() || !t.Reported.IsSet() {
-			return fmt.Errorf("%w: test %d: sampled and reported times are required", ErrInvalidFacts, i+1)
+			return fmt.Errorf("%w: tests entry %d: sampled and reported times are required", ErrInvalidFacts, i+1)
 		}
 		if t.Reported < t.Sampled {
-			return fmt.Errorf("%w: test %d: reported before it was sampled", ErrInvalidFacts, i+1)
+			return fmt.Errorf("%w: tests entry %d: reported before it was sampled", ErrInvalidFacts, i+1)
 		}
 	}
 	for i, p := range f.Popups {
 		if p.N < 1 || p.N > 5 {
-			return fmt.Errorf("%w: popup %d: number must be 1..5, got %d", ErrInvalidFacts, i+1, p.N)
+			return fmt.Errorf("%w: popups entry %d: number must be 1..5, got %d", ErrInvalidFacts, i+1, p.N)
 		}
 		if !p.Since.IsSet() {
-			return fmt.Errorf("%w: popup %d: since is required", ErrInvalidFacts, i+1)
+			return fmt.Errorf("%w: popups entry %d: since is required", ErrInvalidFacts, i+1)
 		}
 	}
 	for i, s := range f.Stays {
 		if !validCounty(s.County) {
-			return fmt.Errorf("%w: stay %d: county must be a 6-digit code", ErrInvalidFacts, i+1)
+			return fmt.Errorf("%w: stays entry %d: county must be a 6-digit code", ErrInvalidFacts, i+1)
 		}
 		if !s.From.IsSet() {
-			return fmt.Errorf("%w: stay %d: from is required", ErrInvalidFacts, i+1)
+			return fmt.Errorf("%w: stays entry %d: from is required", ErrInvalidFacts, i+1)
 		}
 		if s.To.IsSet() && s.To < s.From {
-			return fmt.Errorf("%w: stay %d: left before it began", ErrInvalidFacts, i+1)
+			return fmt.Errorf("%w: stays entry %d: left before it began", ErrInvalidFacts, i+1)
 		}
 	}
 	return nil

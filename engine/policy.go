@@ -70,6 +70,7 @@ var factVariables = func() []factVariable {
 		{"test.negative_sampled", cel.TimestampType, "latest sample time of a negative reported by now"},
 		{"test.negative_reported", cel.TimestampType, "latest report time of a negative reported by now"},
 		{"test.has_positive", cel.BoolType, "a positive result reported by now"},
+		{"test.positive_sampled", cel.TimestampType, "latest sample time of a positive reported by now"},
 		{"test.positive_reported", cel.TimestampType, "latest report time of a positive reported by now"},
 		{"commuter.member", cel.BoolType, "in the commuter database since before now and not revoked by now"},
 		{"commuter.since", cel.TimestampType, "membership start"},
@@ -81,9 +82,9 @@ var factVariables = func() []factVariable {
 	}
 	for n := 1; n <= 5; n++ {
 		vars = append(vars,
-			factVariable{fmt.Sprintf("flag%d.raised", n), cel.BoolType, "the central system raised the popup and has not cleared it by now"},
-			factVariable{fmt.Sprintf("flag%d.since", n), cel.TimestampType, "when the popup was raised"},
-			factVariable{fmt.Sprintf("flag%d.ref", n), cel.TimestampType, "the event the popup's end counts from"})
+			factVariable{fmt.Sprintf("flag%d.raised", n), cel.BoolType, "a central flag of the popup is raised and not cleared by now"},
+			factVariable{fmt.Sprintf("flag%d.since", n), cel.TimestampType, "the latest raise among the raised flags"},
+			factVariable{fmt.Sprintf("flag%d.ref", n), cel.TimestampType, "the latest event the raised flags' ends count from"})
 	}
 	return vars
 }()

@@ -23,7 +23,7 @@ type view struct {
 
 	hasNeg, hasPos          types.Bool
 	negSampled, negReported types.Timestamp
-	posReported             types.Timestamp
+	posSampled, posReported types.Timestamp
 	commuter                types.Bool
 	commuterSince           types.Timestamp
 	clearance, declaration  types.Timestamp
@@ -59,9 +59,9 @@ func newView(p *Policy, in Input, now time.Time) *view {
 		defState: make([]uint8, len(p.defs)),
 		defVal:   make([]bool, len(p.defs)),
 	}
-	// Tests: only results reported by now count; the latest negative by sample time and the
-	// latest report times of each result.
-	var negS, negR, posR Unix
+	// Tests: only results reported by now count; for each result the latest sample time and the
+	// latest report time.
+	var negS, negR, posS, posR Unix
 	for _, t := range f.Tests {
 		if t.Reported > n {
 			continue
@@ -77,12 +77,15 @@ func newView(p *Policy, in Input, now time.Time) *view {
 			}
 		case ResultPositive:
 			v.hasPos = true
+			if t.Sampled > posS {
+				posS = t.Sampled
+			}
 			if t.Reported > posR {
 				posR = t.Reported
 			}
 		}
 	}
-	v.negSampled, v.negReported, v.posReported = ts(negS), ts(negR), ts(posR)
+	v.negSampled, v.negReported, v.posSampled, v.posReported = ts(negS), ts(negR), ts(posS), ts(posR)
 	v.commuterSince = never
 	if c := f.Commuter; c != nil && c.Since <= n {
 		v.commuter = types.Bool(!c.Revoked.IsSet() || c.Revoked > n)
@@ -110,20 +113,23 @@ func newView(p *Policy, in Input, now time.Time) *view {
 	for i := 1; i <= 5; i++ {
 		v.flagSince[i], v.flagRef[i] = never, never
 	}
-	// The latest flag of each number governs.
-	var latest [6]Unix
+	// Every flag of a number counts: the popup is raised if any flag is raised and not cleared
+	// by now, and its since and ref are the latest among those (the most cautious end).
 	for _, pf := range f.Popups {
-		if pf.N < 1 || pf.N > 5 || pf.Since > n || pf.Since < latest[pf.N] {
+		if pf.N < 1 || pf.N > 5 || pf.Since > n || (pf.Cleared.IsSet() && pf.Cleared <= n) {
 			continue
 		}
-		latest[pf.N] = pf.Since
-		v.flagRaised[pf.N] = types.Bool(!pf.Cleared.IsSet() || pf.Cleared > n)
-		v.flagSince[pf.N] = ts(pf.Since)
 		ref := pf.Ref
 		if !ref.IsSet() {
 			ref = pf.Since
 		}
-		v.flagRef[pf.N] = ts(ref)
+		v.flagRaised[pf.N] = true
+		if since := ts(pf.Since); since.Time.After(v.flagSince[pf.N].Time) {
+			v.flagSince[pf.N] = since
+		}
+		if r := ts(ref); r.Time.After(v.flagRef[pf.N].Time) {
+			v.flagRef[pf.N] = r
+		}
 	}
 	return v
 }
@@ -151,6 +157,8 @@ func (v *view) ResolveName(name string) (any, bool) {
 		return v.hasPos, true
 	case "test.positive_reported":
 		return v.posReported, true
+	case "test.positive_sampled":
+		return v.posSampled, true
 	case "commuter.member":
 		return v.commuter, true
 	case "commuter.since":

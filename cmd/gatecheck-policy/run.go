@@ -4,7 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
-	"flag"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gatecheck/gatecheck/cmd/internal/cli"
 	"github.com/gatecheck/gatecheck/engine"
 	"github.com/gatecheck/gatecheck/engine/policies"
 	"github.com/gatecheck/gatecheck/engine/source"
@@ -26,7 +27,7 @@ commands:
   sign     --key FILE --out FILE SOURCE   compile a policy source (YAML) and sign it (COSE_Sign1)
   verify   --trusted FILE[,FILE] SNAPSHOT verify a signed snapshot; exit 1 if it does not verify
   inspect  [--trusted FILE] SNAPSHOT      print a signed snapshot as JSON
-  builtin  [--out DIR]                    list the shipped policy sources, or write them to DIR
+  builtin  [--out DIR] [--force]          list the shipped policy sources, or write them to DIR
 
 SOURCE is a path, or builtin:NAME for a shipped policy (see 'builtin').
 Run 'gatecheck-policy <command> -h' for a command's flags.
@@ -35,7 +36,7 @@ Run 'gatecheck-policy <command> -h' for a command's flags.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
-		return usageError{"no command"}
+		return cli.UsageError{Msg: "no command"}
 	}
 	cmd, rest := args[0], args[1:]
 	switch cmd {
@@ -54,34 +55,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	fmt.Fprint(stderr, usage)
-	return usageError{fmt.Sprintf("unknown command %q", cmd)}
-}
-
-func newFlags(name string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet("gatecheck-policy "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	return fs
-}
-
-func parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return err
-		}
-		return usageError{err.Error()}
-	}
-	return nil
+	return cli.UsageError{Msg: fmt.Sprintf("unknown command %q", cmd)}
 }
 
 func keygen(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("keygen", stderr)
+	fs := cli.NewFlags("gatecheck-policy keygen", stderr)
 	out := fs.String("out", "", "directory for the key files (required)")
 	name := fs.String("name", "policy-authority", "base name of the key files")
-	if err := parse(fs, args); err != nil {
+	pos, err := cli.Parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := cli.NoArgs("keygen", pos); err != nil {
 		return err
 	}
 	if *out == "" {
-		return usageError{"keygen: --out is required"}
+		return cli.UsageError{Msg: "keygen: --out is required"}
 	}
 	pub, priv, err := wire.GenerateKey(rand.Reader)
 	if err != nil {
@@ -102,6 +91,9 @@ func keygen(args []string, stdout, stderr io.Writer) error {
 	pubPath := filepath.Join(*out, *name+".pub")
 	// O_EXCL: never overwrite a signing key by accident.
 	f, err := os.OpenFile(keyPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("keygen: %s exists; refusing to overwrite a signing key (pick another --out or --name)", keyPath)
+	}
 	if err != nil {
 		return fmt.Errorf("keygen: %w", err)
 	}
@@ -163,27 +155,27 @@ func loadSource(src string, o source.Overrides) (*engine.Snapshot, error) {
 }
 
 func sign(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("sign", stderr)
+	fs := cli.NewFlags("gatecheck-policy sign", stderr)
 	keyPath := fs.String("key", "", "private signing key (PEM, from keygen) (required)")
 	out := fs.String("out", "", "where to write the signed snapshot (required)")
 	version := fs.Uint64("version", 0, "override the source's version")
 	from := fs.String("effective-from", "", "override effective_from: RFC 3339, now, now-1h ...")
 	until := fs.String("expires-at", "", "override expires_at: RFC 3339, now+30d ...")
-	if err := parse(fs, args); err != nil {
+	pos, err := cli.Parse(fs, args)
+	if err != nil {
 		return err
 	}
-	if *keyPath == "" || *out == "" || fs.NArg() != 1 {
-		return usageError{"sign: want --key FILE --out FILE SOURCE"}
+	if *keyPath == "" || *out == "" || len(pos) != 1 {
+		return cli.UsageError{Msg: "sign: want --key FILE --out FILE SOURCE"}
 	}
 	now := time.Now()
 	var o source.Overrides
-	var err error
 	o.Version = *version
 	if o.EffectiveFrom, err = parseWhen(*from, now); err != nil {
-		return usageError{"sign: --effective-from " + err.Error()}
+		return cli.UsageError{Msg: "sign: --effective-from " + err.Error()}
 	}
 	if o.ExpiresAt, err = parseWhen(*until, now); err != nil {
-		return usageError{"sign: --expires-at " + err.Error()}
+		return cli.UsageError{Msg: "sign: --expires-at " + err.Error()}
 	}
 	kb, err := os.ReadFile(*keyPath)
 	if err != nil {
@@ -193,7 +185,7 @@ func sign(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("sign: %s: %w", *keyPath, err)
 	}
-	snap, err := loadSource(fs.Arg(0), o)
+	snap, err := loadSource(pos[0], o)
 	if err != nil {
 		return fmt.Errorf("sign: %w", err)
 	}
@@ -203,6 +195,10 @@ func sign(args []string, stdout, stderr io.Writer) error {
 	}
 	if err := writeFileAtomic(*out, signed); err != nil {
 		return fmt.Errorf("sign: %w", err)
+	}
+	if !snap.Expires().After(now) {
+		fmt.Fprintf(stderr, "warning: snapshot %d expired at %s: devices will refuse it; sign with --effective-from now --expires-at now+30d to re-date it\n",
+			snap.Version, snap.Expires().In(engine.Beijing).Format(time.RFC3339))
 	}
 	fmt.Fprintf(stdout, "signed snapshot %d (%s) effective %s expires %s, %d rules, %d bytes -> %s\n",
 		snap.Version, snap.Name, snap.Effective().In(engine.Beijing).Format(time.RFC3339),
@@ -251,25 +247,26 @@ func readSnapshot(path string) ([]byte, error) {
 }
 
 func verify(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("verify", stderr)
+	fs := cli.NewFlags("gatecheck-policy verify", stderr)
 	trusted := fs.String("trusted", "", "comma-separated public keys (PEM) to trust (required)")
-	if err := parse(fs, args); err != nil {
+	pos, err := cli.Parse(fs, args)
+	if err != nil {
 		return err
 	}
-	if *trusted == "" || fs.NArg() != 1 {
-		return usageError{"verify: want --trusted FILE[,FILE] SNAPSHOT"}
+	if *trusted == "" || len(pos) != 1 {
+		return cli.UsageError{Msg: "verify: want --trusted FILE[,FILE] SNAPSHOT"}
 	}
 	ring, err := keyRing(*trusted)
 	if err != nil {
 		return fmt.Errorf("verify: %w", err)
 	}
-	b, err := readSnapshot(fs.Arg(0))
+	b, err := readSnapshot(pos[0])
 	if err != nil {
 		return fmt.Errorf("verify: %w", err)
 	}
 	v, err := wire.VerifySnapshot(b, ring)
 	if err != nil {
-		return fmt.Errorf("verify %s: %w", fs.Arg(0), err)
+		return fmt.Errorf("verify %s: %w", pos[0], err)
 	}
 	fmt.Fprintf(stdout, "OK snapshot %d signed by %s, %d rules, estimated cost %d\n",
 		v.Snapshot.Version, v.KeyID, len(v.Snapshot.Rules), v.Policy.EstimatedCost())
@@ -277,15 +274,16 @@ func verify(args []string, stdout, stderr io.Writer) error {
 }
 
 func inspect(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("inspect", stderr)
+	fs := cli.NewFlags("gatecheck-policy inspect", stderr)
 	trusted := fs.String("trusted", "", "comma-separated public keys (PEM); when given, the signature is checked too")
-	if err := parse(fs, args); err != nil {
+	pos, err := cli.Parse(fs, args)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
-		return usageError{"inspect: want SNAPSHOT"}
+	if len(pos) != 1 {
+		return cli.UsageError{Msg: "inspect: want SNAPSHOT"}
 	}
-	b, err := readSnapshot(fs.Arg(0))
+	b, err := readSnapshot(pos[0])
 	if err != nil {
 		return fmt.Errorf("inspect: %w", err)
 	}
@@ -298,7 +296,7 @@ func inspect(args []string, stdout, stderr io.Writer) error {
 		}
 		v, err := wire.VerifySnapshot(b, ring)
 		if err != nil {
-			return fmt.Errorf("inspect %s: %w", fs.Arg(0), err)
+			return fmt.Errorf("inspect %s: %w", pos[0], err)
 		}
 		snap = v.Snapshot
 		out["verified_by"] = v.KeyID
@@ -306,10 +304,10 @@ func inspect(args []string, stdout, stderr io.Writer) error {
 	} else {
 		payload, kid, err := wire.UnverifiedPayload(b, wire.ContentSnapshot)
 		if err != nil {
-			return fmt.Errorf("inspect %s: %w", fs.Arg(0), err)
+			return fmt.Errorf("inspect %s: %w", pos[0], err)
 		}
 		if snap, err = wire.DecodeSnapshot(payload); err != nil {
-			return fmt.Errorf("inspect %s: %w", fs.Arg(0), err)
+			return fmt.Errorf("inspect %s: %w", pos[0], err)
 		}
 		out["key_id"] = kid
 		out["verified_by"] = nil
@@ -336,9 +334,14 @@ func inspect(args []string, stdout, stderr io.Writer) error {
 }
 
 func builtin(args []string, stdout, stderr io.Writer) error {
-	fset := newFlags("builtin", stderr)
+	fset := cli.NewFlags("gatecheck-policy builtin", stderr)
 	out := fset.String("out", "", "write the shipped sources and their data/ here")
-	if err := parse(fset, args); err != nil {
+	force := fset.Bool("force", false, "overwrite files that exist")
+	pos, err := cli.Parse(fset, args)
+	if err != nil {
+		return err
+	}
+	if err := cli.NoArgs("builtin", pos); err != nil {
 		return err
 	}
 	if *out == "" {
@@ -360,8 +363,20 @@ func builtin(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		if err := os.WriteFile(dst, b, 0o644); err != nil {
-			return fmt.Errorf("builtin: %w", err)
+		flags := os.O_WRONLY | os.O_CREATE | os.O_TRUNC
+		if !*force {
+			flags |= os.O_EXCL // never overwrite an author's edits by accident
+		}
+		f, err := os.OpenFile(dst, flags, 0o644)
+		if err != nil {
+			return fmt.Errorf("builtin: %w (use --force to overwrite)", err)
+		}
+		if _, err := f.Write(b); err != nil {
+			f.Close()
+			return fmt.Errorf("builtin: write %s: %w", dst, err)
+		}
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("builtin: write %s: %w", dst, err)
 		}
 		fmt.Fprintln(stdout, dst)
 		return nil

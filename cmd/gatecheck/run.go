@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gatecheck/gatecheck/cmd/internal/cli"
 	"github.com/gatecheck/gatecheck/edge"
 	"github.com/gatecheck/gatecheck/edge/bench"
 	"github.com/gatecheck/gatecheck/edge/demo"
@@ -25,22 +26,24 @@ import (
 const usage = `usage: gatecheck <command> [flags]
 
 commands:
-  check   --id N [--at RFC3339] [--json] [--test-only]   decide for an ID number
-  import  FILE|-                                         import person records (JSON Lines)
-  policy  install FILE | list                            install a signed rule snapshot, list held ones
-  demo    [--dir DIR]                                    a demo device with every outcome
-  bench   [--records N]                                  measure ingest and decisions (JSON)
-  version                                                print the build's version
+  check   --id N [--at RFC3339] [--json] [--test-only] [--explain]   decide for an ID number
+  import  FILE|-                                  import person records (JSON Lines)
+  policy  install FILE | list                     install a signed rule snapshot, list held ones
+  demo    [--dir DIR]                             a demo device with every outcome
+  bench   [--records N] [--decisions M] [--profile small|large] [--dir DIR] [--memprofile F]
+                                                  measure ingest and decisions (JSON)
+  version                                         print the build's version
 
+Flags may come before or after the arguments. Run 'gatecheck <command> -h' for a command's flags.
 Commands that use the device take --config FILE (default $GATECHECK_CONFIG, then
-/etc/gatecheck/gatecheck.yaml). Exit codes: 0 done (a MANUAL or DENY decision is still 0),
+/etc/gatecheck/gatecheck.yaml) and --log-level debug|info|warn|error. Exit codes: 0 done (a MANUAL or DENY decision is still 0),
 1 operational error (config, store, rejected file), 2 usage error.
 `
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
-		return usageError{"no command"}
+		return cli.UsageError{Msg: "no command"}
 	}
 	cmd, rest := args[0], args[1:]
 	switch cmd {
@@ -61,23 +64,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	fmt.Fprint(stderr, usage)
-	return usageError{fmt.Sprintf("unknown command %q", cmd)}
-}
-
-func newFlags(name string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet("gatecheck "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	return fs
-}
-
-func parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return err
-		}
-		return usageError{err.Error()}
-	}
-	return nil
+	return cli.UsageError{Msg: fmt.Sprintf("unknown command %q", cmd)}
 }
 
 // deviceFlags adds --config and --log-level.
@@ -100,7 +87,7 @@ func addDeviceFlags(fs *flag.FlagSet) deviceFlags {
 func newLogger(level string, w io.Writer) (*slog.Logger, error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
-		return nil, usageError{fmt.Sprintf("--log-level %q: want debug, info, warn or error", level)}
+		return nil, cli.UsageError{Msg: fmt.Sprintf("--log-level %q: want debug, info, warn or error", level)}
 	}
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
 }
@@ -115,24 +102,28 @@ func (f deviceFlags) open(stderr io.Writer) (*edge.Device, error) {
 }
 
 func check(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("check", stderr)
+	fs := cli.NewFlags("gatecheck check", stderr)
 	df := addDeviceFlags(fs)
 	id := fs.String("id", "", "ID number (required)")
-	at := fs.String("at", "", "decide at this time (RFC 3339) instead of now")
+	at := fs.String("at", "", "what-if: decide as of this time (RFC 3339) instead of now")
 	asJSON := fs.Bool("json", false, "print the decision as JSON")
 	testOnly := fs.Bool("test-only", false, "officer input: visual/hearing disability or no smartphone")
 	explain := fs.Bool("explain", false, "also print every definition of the policy for this person")
-	if err := parse(fs, args); err != nil {
+	pos, err := cli.Parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := cli.NoArgs("check", pos); err != nil {
 		return err
 	}
 	if *id == "" {
-		return usageError{"check: --id is required"}
+		return cli.UsageError{Msg: "check: --id is required"}
 	}
 	now := time.Now()
 	if *at != "" {
 		t, err := time.Parse(time.RFC3339, *at)
 		if err != nil {
-			return usageError{fmt.Sprintf("check: --at %q: want RFC 3339, e.g. 2021-11-20T10:00:00+08:00", *at)}
+			return cli.UsageError{Msg: fmt.Sprintf("check: --at %q: want RFC 3339, e.g. 2021-11-20T10:00:00+08:00", *at)}
 		}
 		now = t
 	}
@@ -141,23 +132,37 @@ func check(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer d.Close()
-	dec := d.Check(edge.CheckRequest{Number: *id, TestOnly: *testOnly}, now)
+	req := edge.CheckRequest{Number: *id, TestOnly: *testOnly, WhatIf: *at != ""}
+	dec := d.Check(req, now)
+	var defs map[string]string
+	if *explain {
+		if defs, err = d.Explain(req, now); err != nil {
+			return fmt.Errorf("check --explain: %w", err)
+		}
+	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetEscapeHTML(false)
-		return enc.Encode(dec)
+		if defs == nil {
+			return enc.Encode(dec)
+		}
+		b, err := json.Marshal(dec)
+		if err != nil {
+			return err
+		}
+		var m map[string]any
+		if err := json.Unmarshal(b, &m); err != nil {
+			return err
+		}
+		m["explain"] = defs
+		return enc.Encode(m)
 	}
 	printDecision(stdout, dec)
-	if *explain {
-		if p := d.InForce(now); p != nil {
-			if ident, err := engine.ParseID(*id); err == nil {
-				facts, _ := d.Store().Lookup(d.Store().Key(ident.Number))
-				defs := p.Explain(engine.Input{Identity: ident, Facts: facts, TestOnly: *testOnly}, now)
-				for _, name := range slices.Sorted(maps.Keys(defs)) {
-					fmt.Fprintf(stdout, "  def.%s = %s\n", name, defs[name])
-				}
-			}
-		}
+	if req.WhatIf {
+		fmt.Fprintln(stdout, "  (what-if at --at: the device's clock checks are not applied)")
+	}
+	for _, name := range slices.Sorted(maps.Keys(defs)) {
+		fmt.Fprintf(stdout, "  def.%s = %s\n", name, defs[name])
 	}
 	return nil
 }
@@ -179,16 +184,17 @@ func printDecision(w io.Writer, d engine.Decision) {
 }
 
 func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("import", stderr)
+	fs := cli.NewFlags("gatecheck import", stderr)
 	df := addDeviceFlags(fs)
-	if err := parse(fs, args); err != nil {
+	pos, err := cli.Parse(fs, args)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
-		return usageError{"import: want FILE (JSON Lines) or - for standard input"}
+	if len(pos) != 1 {
+		return cli.UsageError{Msg: "import: want FILE (JSON Lines) or - for standard input"}
 	}
 	var r io.ReadSeeker
-	if name := fs.Arg(0); name == "-" {
+	if name := pos[0]; name == "-" {
 		// Standard input cannot be read twice: spool it to a temporary file first.
 		tmp, err := os.CreateTemp("", "gatecheck-import-*.jsonl")
 		if err != nil {
@@ -227,19 +233,20 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 func policy(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return usageError{"policy: want install FILE or list"}
+		return cli.UsageError{Msg: "policy: want install FILE or list"}
 	}
-	fs := newFlags("policy "+args[0], stderr)
+	fs := cli.NewFlags("gatecheck policy "+args[0], stderr)
 	df := addDeviceFlags(fs)
-	if err := parse(fs, args[1:]); err != nil {
+	pos, err := cli.Parse(fs, args[1:])
+	if err != nil {
 		return err
 	}
 	switch args[0] {
 	case "install":
-		if fs.NArg() != 1 {
-			return usageError{"policy install: want FILE (a signed snapshot)"}
+		if len(pos) != 1 {
+			return cli.UsageError{Msg: "policy install: want FILE (a signed snapshot)"}
 		}
-		f, err := os.Open(fs.Arg(0))
+		f, err := os.Open(pos[0])
 		if err != nil {
 			return fmt.Errorf("policy install: %w", err)
 		}
@@ -255,7 +262,7 @@ func policy(args []string, stdout, stderr io.Writer) error {
 		defer d.Close()
 		v, err := d.InstallSnapshot(b, time.Now())
 		if err != nil {
-			return fmt.Errorf("policy install %s: %w", filepath.Base(fs.Arg(0)), err)
+			return fmt.Errorf("policy install %s: %w", filepath.Base(pos[0]), err)
 		}
 		fmt.Fprintf(stdout, "installed snapshot %d (%s) signed by %s, effective %s, expires %s\n",
 			v.Snapshot.Version, v.Snapshot.Name, v.KeyID,
@@ -288,14 +295,18 @@ func policy(args []string, stdout, stderr io.Writer) error {
 		}
 		return nil
 	}
-	return usageError{fmt.Sprintf("policy: unknown subcommand %q (want install or list)", args[0])}
+	return cli.UsageError{Msg: fmt.Sprintf("policy: unknown subcommand %q (want install or list)", args[0])}
 }
 
 func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("demo", stderr)
+	fs := cli.NewFlags("gatecheck demo", stderr)
 	dir := fs.String("dir", "", "where to build the demo device (default: a new directory under the system temp dir)")
 	logLevel := fs.String("log-level", "warn", "debug, info, warn or error")
-	if err := parse(fs, args); err != nil {
+	pos, err := cli.Parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := cli.NoArgs("demo", pos); err != nil {
 		return err
 	}
 	log, err := newLogger(*logLevel, stderr)
@@ -309,23 +320,27 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		*dir = d
 	} else if entries, err := os.ReadDir(*dir); err == nil && len(entries) > 0 {
-		return usageError{fmt.Sprintf("demo: %s is not empty; pick a new directory", *dir)}
+		return cli.UsageError{Msg: fmt.Sprintf("demo: %s is not empty; pick a new directory", *dir)}
 	}
 	return demo.Run(ctx, *dir, time.Now(), stdout, log)
 }
 
 func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("bench", stderr)
+	fs := cli.NewFlags("gatecheck bench", stderr)
 	records := fs.Int("records", 1_000_000, "synthetic people to load")
 	decisions := fs.Int("decisions", 200_000, "decisions to time (random people, 10% unknown)")
 	dir := fs.String("dir", "", "Badger directory (default: a temporary one, removed afterwards)")
 	profile := fs.String("profile", "small", "store profile: small or large")
 	memprofile := fs.String("memprofile", "", "write a heap profile taken after the deciding phase here")
-	if err := parse(fs, args); err != nil {
+	pos, err := cli.Parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := cli.NoArgs("bench", pos); err != nil {
 		return err
 	}
 	if *records <= 0 || *decisions <= 0 {
-		return usageError{"bench: --records and --decisions must be > 0"}
+		return cli.UsageError{Msg: "bench: --records and --decisions must be > 0"}
 	}
 	if *dir == "" {
 		d, err := os.MkdirTemp("", "gatecheck-bench-")

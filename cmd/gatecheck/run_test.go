@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatecheck/gatecheck/cmd/internal/cli"
 	"github.com/gatecheck/gatecheck/edge/demo"
 	"github.com/gatecheck/gatecheck/engine"
 )
@@ -92,14 +93,14 @@ func TestDemoAndCheck(t *testing.T) {
 func TestUsageErrors(t *testing.T) {
 	for _, args := range [][]string{{}, {"nosuch"}, {"check"}, {"check", "--id", "1", "--at", "yesterday"}, {"import"}, {"policy"}, {"bench", "--records", "0"}} {
 		_, _, err := runCmd(t, args...)
-		var ue usageError
+		var ue cli.UsageError
 		if !errors.As(err, &ue) {
 			t.Errorf("%v: err = %v, want a usage error", args, err)
 		}
 	}
 	// A missing config is an operational error, not a crash.
 	_, _, err := runCmd(t, "check", "--config", filepath.Join(t.TempDir(), "none.yaml"), "--id", "11010519491231002X")
-	var ue usageError
+	var ue cli.UsageError
 	if err == nil || errors.As(err, &ue) {
 		t.Errorf("missing config: err = %v", err)
 	}

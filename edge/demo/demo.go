@@ -173,7 +173,7 @@ func Run(ctx context.Context, dir string, now time.Time, out io.Writer, log *slo
 	var mismatches []string
 	for _, p := range People(now) {
 		dec := d.Check(edge.CheckRequest{Number: p.Record.ID}, now)
-		old := d.Check(edge.CheckRequest{Number: p.Record.ID}, earlier)
+		old := d.Check(edge.CheckRequest{Number: p.Record.ID, WhatIf: true}, earlier)
 		mark := ""
 		if dec.Commuter() {
 			mark = " 通勤"

@@ -5,6 +5,7 @@
 //
 //	v1/meta/schema          "1"
 //	v1/meta/last_refresh    int64 big-endian Unix seconds of the last successful import or sync
+//	v1/meta/hash_key_check  the keyed hash of a fixed string: Open refuses another hash key
 //	v1/p/<16-byte hash>     person facts, compact CBOR (sync/wire.EncodeFacts)
 //	v1/snap/<8-byte BE ver> a signed snapshot exactly as received (COSE_Sign1 bytes)
 //

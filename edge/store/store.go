@@ -27,11 +27,15 @@ var (
 	ErrSchema = errors.New("store schema version mismatch")
 	// ErrCorrupt reports a stored value that does not decode; it is not used.
 	ErrCorrupt = errors.New("stored value is corrupt")
+	// ErrHashKey reports a hash key other than the one the directory's records were written
+	// with: every lookup would miss, so the store refuses to open.
+	ErrHashKey = errors.New("hash key does not match this data directory")
 )
 
 var (
 	keySchema      = []byte("v1/meta/schema")
 	keyLastRefresh = []byte("v1/meta/last_refresh")
+	keyHashCheck   = []byte("v1/meta/hash_key_check")
 	prefixPerson   = []byte("v1/p/")
 	prefixSnapshot = []byte("v1/snap/")
 )
@@ -128,7 +132,26 @@ func Open(cfg Config) (*Store, error) {
 }
 
 func (s *Store) checkSchema() error {
+	// A keyed hash of a fixed string identifies the hash key without revealing it.
+	check := s.Key("gatecheck hash key check")
 	return s.db.Update(func(txn *badger.Txn) error {
+		hc, err := txn.Get(keyHashCheck)
+		switch {
+		case errors.Is(err, badger.ErrKeyNotFound):
+			if err := txn.Set(keyHashCheck, check[:]); err != nil {
+				return err
+			}
+		case err != nil:
+			return fmt.Errorf("read hash key check: %w", err)
+		default:
+			v, err := hc.ValueCopy(nil)
+			if err != nil {
+				return fmt.Errorf("read hash key check: %w", err)
+			}
+			if !bytes.Equal(v, check[:]) {
+				return fmt.Errorf("%w: records were written with another key (re-import or use the region's key)", ErrHashKey)
+			}
+		}
 		it, err := txn.Get(keySchema)
 		if errors.Is(err, badger.ErrKeyNotFound) {
 			return txn.Set(keySchema, []byte(SchemaVersion))
@@ -259,13 +282,16 @@ func (w *Writer) Put(p Person) error {
 	return nil
 }
 
-// Flush writes what is queued, records now as the last refresh and makes it durable.
+// Flush writes what is queued, records now as the last refresh (if anything was written: an
+// empty import brings no news and must not reset the offline clock) and makes it durable.
 func (w *Writer) Flush() error {
 	if err := w.wb.Flush(); err != nil {
 		return fmt.Errorf("write records: %w", err)
 	}
-	if err := w.s.SetLastRefresh(w.now); err != nil {
-		return err
+	if w.n > 0 {
+		if err := w.s.SetLastRefresh(w.now); err != nil {
+			return err
+		}
 	}
 	return w.s.Sync()
 }

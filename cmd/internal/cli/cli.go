@@ -1,0 +1,66 @@
+// Package cli holds what gatecheck's command-line mains share: flag parsing that allows flags
+// after positional arguments, usage errors (exit 2) and the exit-code mapping.
+package cli
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+)
+
+// UsageError is a command-line mistake: exit code 2.
+type UsageError struct{ Msg string }
+
+func (e UsageError) Error() string { return e.Msg }
+
+// Usagef makes a UsageError.
+func Usagef(format string, a ...any) error { return UsageError{fmt.Sprintf(format, a...)} }
+
+// NewFlags makes a flag set that reports errors instead of exiting.
+func NewFlags(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+// Parse parses args, allowing flags after positional arguments ("install FILE --config X"),
+// and returns the positional arguments.
+func Parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, UsageError{err.Error()}
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+// ExitCode maps a command's error to an exit code, printing it: 0 ok (or -h), 2 usage, 1 other.
+func ExitCode(prog string, err error, stderr io.Writer) int {
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	fmt.Fprintf(stderr, "%s: %v\n", prog, err)
+	var ue UsageError
+	if errors.As(err, &ue) {
+		return 2
+	}
+	return 1
+}
+
+// NoArgs refuses positional arguments for a command that takes none.
+func NoArgs(cmd string, pos []string) error {
+	if len(pos) > 0 {
+		return Usagef("%s: unexpected argument %q", cmd, pos[0])
+	}
+	return nil
+}
