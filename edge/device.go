@@ -28,8 +28,9 @@ type Device struct {
 	keys  wire.KeyRing
 	log   *slog.Logger
 
-	mu  sync.RWMutex
-	set engine.SnapshotSet
+	installMu sync.Mutex // serialises installs
+	mu        sync.RWMutex
+	set       engine.SnapshotSet
 	// refused lists stored snapshots that failed verification at start, for status.
 	refused []error
 }
@@ -67,10 +68,10 @@ func Open(cfg Config) (*Device, error) {
 		if err != nil {
 			err = fmt.Errorf("stored snapshot %d refused: %w", s.Version, err)
 			d.refused = append(d.refused, err)
-			log.Error("stored snapshot does not verify; not used", "snapshot_version", s.Version, "err", err)
+			log.Error("stored snapshot does not verify; not used", logKeySnapshot, s.Version, logKeyErr, err)
 			continue
 		}
-		log.Debug("snapshot loaded", "snapshot_version", s.Version)
+		log.Debug("snapshot loaded", logKeySnapshot, s.Version)
 	}
 	return d, nil
 }
@@ -97,18 +98,23 @@ func (d *Device) InstallSnapshot(signed []byte, now time.Time) (*wire.VerifiedSn
 		return nil, fmt.Errorf("snapshot %d: %w at %s", v.Snapshot.Version, engine.ErrExpired,
 			v.Snapshot.Expires().In(engine.Beijing).Format(time.RFC3339))
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	// Try on a copy first so a failed write leaves the set as it was.
-	next := d.set
+	d.installMu.Lock()
+	defer d.installMu.Unlock()
+	// Change a copy, and write it durably, while decisions go on from the current set; swap
+	// only once stored, so a failed write leaves the set as it was.
+	d.mu.RLock()
+	next := d.set.Clone()
+	d.mu.RUnlock()
 	if err := next.Add(v.Policy, v.Digest); err != nil {
 		return nil, fmt.Errorf("snapshot %d: %w", v.Snapshot.Version, err)
 	}
 	if err := d.store.PutSnapshot(v.Snapshot.Version, signed); err != nil {
 		return nil, err
 	}
+	d.mu.Lock()
 	d.set = next
-	d.log.Info("snapshot installed", "snapshot_version", v.Snapshot.Version, "key", v.KeyID,
+	d.mu.Unlock()
+	d.log.Info("snapshot installed", logKeySnapshot, v.Snapshot.Version, "key", v.KeyID,
 		"effective_from", v.Snapshot.Effective(), "expires_at", v.Snapshot.Expires())
 	return v, nil
 }
@@ -176,7 +182,7 @@ func (d *Device) Explain(req CheckRequest, now time.Time) (map[string]string, er
 func (d *Device) Decide(id engine.Identity, req CheckRequest, now time.Time) engine.Decision {
 	facts, err := d.store.Lookup(d.store.Key(id.Number))
 	if err != nil {
-		d.log.Error("record lookup failed; deciding MANUAL", "id", id.Number, "err", err)
+		d.log.Error("record lookup failed; deciding MANUAL", logKeyID, id.Number, logKeyErr, err)
 		return engine.Decision{Outcome: engine.Manual, Rule: engine.RuleStore, At: now,
 			ReasonZH: "本机记录无法读取，请人工核验", ReasonEN: "the device could not read this person's record: check by hand"}
 	}

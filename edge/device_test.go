@@ -126,18 +126,22 @@ func TestDeviceDecidesFromStoreAndSnapshot(t *testing.T) {
 		}
 	}
 	// Past max_offline (72 h) since the last refresh, the PASS becomes MANUAL; the denial stands.
-	if err := d.Store().SetLastRefresh(nov20.Add(-73 * time.Hour)); err != nil {
+	// The facts are still valid 73 h after a refresh when the refresh came before them.
+	g := newFixture(t)
+	stale := g.open(t)
+	if _, err := stale.InstallSnapshot(g.sign(t, policies.November2021, source.Overrides{}), nov20.Add(-73*time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	if got := d.Check(edge.CheckRequest{Number: adult}, nov20); got.Outcome != engine.Manual || got.Rule != engine.RuleMaxOffline {
+	if _, err := stale.Import(ctx, strings.NewReader(people), nov20.Add(-73*time.Hour), nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := stale.Check(edge.CheckRequest{Number: adult}, nov20); got.Outcome != engine.Manual || got.Rule != engine.RuleMaxOffline {
 		t.Fatalf("past max_offline: %+v", got)
 	}
-	if got := d.Check(edge.CheckRequest{Number: elder}, nov20); got.Outcome != engine.DenyPopup4 {
+	if got := stale.Check(edge.CheckRequest{Number: elder}, nov20); got.Outcome != engine.DenyPopup4 {
 		t.Fatalf("denial past max_offline: %+v", got)
 	}
-	if err := d.Store().SetLastRefresh(imported); err != nil {
-		t.Fatal(err)
-	}
+	stale.Close()
 
 	// A clock that reads earlier than the last data refresh is not trusted; a what-if is no
 	// live decision and is answered.

@@ -86,6 +86,9 @@ type Decision struct {
 	Popups          []int     `json:"popups"`
 	Flags           []string  `json:"flags,omitempty"`
 	At              time.Time `json:"at"`
+	// Error is the internal cause of a rule that failed to evaluate, for logs and the audit
+	// record; officers see ReasonZH/ReasonEN.
+	Error string `json:"error,omitempty"`
 }
 
 // Commuter reports whether the decision shows the commuter mark (通勤).

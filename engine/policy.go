@@ -105,14 +105,14 @@ func Compile(snap *Snapshot) (*Policy, error) {
 	compileOne := func(env *cel.Env, name, expr string) (cel.Program, error) {
 		ast, iss := env.Compile(expr)
 		if iss.Err() != nil {
-			return nil, &RuleError{Rule: name, Err: fmt.Errorf("%w: %v", ErrRuleCompile, iss.Err())}
+			return nil, &RuleError{Rule: name, Err: fmt.Errorf("%w: %w", ErrRuleCompile, iss.Err())}
 		}
 		if ast.OutputType() != cel.BoolType {
 			return nil, &RuleError{Rule: name, Err: fmt.Errorf("%w: condition is %s, not bool", ErrRuleCompile, ast.OutputType())}
 		}
 		c, err := env.EstimateCost(ast, est)
 		if err != nil {
-			return nil, &RuleError{Rule: name, Err: fmt.Errorf("%w: estimate cost: %v", ErrRuleCost, err)}
+			return nil, &RuleError{Rule: name, Err: fmt.Errorf("%w: estimate cost: %w", ErrRuleCost, err)}
 		}
 		p.cost += c.Max
 		if p.cost > DeviceCostBudget {
@@ -120,7 +120,7 @@ func Compile(snap *Snapshot) (*Policy, error) {
 		}
 		prg, err := env.Program(ast, cel.EvalOptions(cel.OptOptimize))
 		if err != nil {
-			return nil, &RuleError{Rule: name, Err: fmt.Errorf("%w: %v", ErrRuleCompile, err)}
+			return nil, &RuleError{Rule: name, Err: fmt.Errorf("%w: %w", ErrRuleCompile, err)}
 		}
 		return prg, nil
 	}
@@ -274,8 +274,10 @@ func (p *Policy) Decide(in Input, now time.Time) Decision {
 	for _, pp := range p.popups {
 		on, err := v.def(pp.def)
 		if err != nil {
-			return manual(pp.Definition, p.snap.Version, now, "规则计算出错，请人工核验",
-				fmt.Sprintf("popup %d definition %q failed: %v; check by hand", pp.N, pp.Definition, err))
+			d := manual(pp.Definition, p.snap.Version, now, "规则计算出错，请人工核验",
+				fmt.Sprintf("the policy's popup %d check failed to evaluate: check by hand", pp.N))
+			d.Error = err.Error()
+			return d
 		}
 		if on {
 			d.Popups = append(d.Popups, pp.N)
@@ -299,7 +301,7 @@ func (p *Policy) Decide(in Input, now time.Time) Decision {
 		}
 		return Decision{Outcome: Manual, Rule: r.ID, SnapshotVersion: p.snap.Version, At: now, Popups: d.Popups,
 			ReasonZH: "规则 " + r.ID + " 计算出错，请人工核验",
-			ReasonEN: fmt.Sprintf("rule %s failed to evaluate (%v): check by hand", r.ID, err)}
+			ReasonEN: fmt.Sprintf("rule %s failed to evaluate: check by hand", r.ID), Error: err.Error()}
 	}
 	return Decision{Outcome: Manual, Rule: RuleNoMatch, SnapshotVersion: p.snap.Version, At: now, Popups: d.Popups,
 		ReasonZH: "策略未覆盖此情况，请人工核验", ReasonEN: "no rule of the policy applies: check by hand"}

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -36,6 +37,11 @@ func (s *SnapshotSet) Add(p *Policy, digest [32]byte) error {
 	}
 	s.entries = append(s.entries, setEntry{p: p, digest: digest})
 	return nil
+}
+
+// Clone returns an independent copy, to change while the original keeps deciding.
+func (s *SnapshotSet) Clone() SnapshotSet {
+	return SnapshotSet{entries: slices.Clone(s.entries)}
 }
 
 // Highest returns the highest version held, or 0.

@@ -115,7 +115,7 @@ func Open(cfg Config) (*Reader, error) {
 func (r *Reader) open() error {
 	p, err := r.cfg.Open(r.cfg.Path, r.cfg.Baud, vtime)
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrDisconnected, err)
+		return fmt.Errorf("%w: %w", ErrDisconnected, err)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -196,7 +196,7 @@ func (p *portReader) Read(b []byte) (int, error) {
 			return n, nil
 		}
 		if err != nil && !errors.Is(err, io.EOF) {
-			return 0, fmt.Errorf("%w: %v", ErrDisconnected, err)
+			return 0, fmt.Errorf("%w: %w", ErrDisconnected, err)
 		}
 		// (0, EOF): the port's read timeout, or a hangup if it came back at once.
 		if time.Since(start) < vtime/10 {
@@ -226,7 +226,7 @@ func (r *Reader) Transact(cmd, para byte, data []byte, timeout time.Duration) (R
 	}
 	r.dec.Reset(r.pr)
 	if _, err := port.Write(EncodeCommand(cmd, para, data)); err != nil {
-		return Response{}, fmt.Errorf("%w: write: %v", ErrDisconnected, err)
+		return Response{}, fmt.Errorf("%w: write: %w", ErrDisconnected, err)
 	}
 	r.pr.deadline = time.Now().Add(timeout)
 	skipped := r.dec.Skipped

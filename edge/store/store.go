@@ -21,17 +21,6 @@ import (
 // SchemaVersion is the key-layout version this package writes and reads.
 const SchemaVersion = "1"
 
-// Errors.
-var (
-	// ErrSchema reports a data directory written with another key layout.
-	ErrSchema = errors.New("store schema version mismatch")
-	// ErrCorrupt reports a stored value that does not decode; it is not used.
-	ErrCorrupt = errors.New("stored value is corrupt")
-	// ErrHashKey reports a hash key other than the one the directory's records were written
-	// with: every lookup would miss, so the store refuses to open.
-	ErrHashKey = errors.New("hash key does not match this data directory")
-)
-
 var (
 	keySchema      = []byte("v1/meta/schema")
 	keyLastRefresh = []byte("v1/meta/last_refresh")
@@ -70,6 +59,9 @@ func (c *Config) Validate() error {
 	if len(c.HashKey) != HashKeySize {
 		return fmt.Errorf("store: hash key must be %d bytes, got %d", HashKeySize, len(c.HashKey))
 	}
+	if c.Retention < 0 {
+		return fmt.Errorf("store: retention %s is negative: Badger would hide records as soon as they are written", c.Retention)
+	}
 	return nil
 }
 
@@ -83,6 +75,7 @@ type Store struct {
 	// lastRefresh caches v1/meta/last_refresh (Unix seconds, 0 = never): it is read on every
 	// decision.
 	lastRefresh atomic.Int64
+	refreshMu   sync.Mutex // serialises SetLastRefresh
 }
 
 // PersonKey is the stored key of a person: a keyed BLAKE2b-128 hash of the ID number.
@@ -222,7 +215,7 @@ func (s *Store) Lookup(k PersonKey) (*engine.Facts, error) {
 			f = new(engine.Facts)
 			if err := wire.DecodeFacts(v, f); err != nil {
 				f = nil
-				return fmt.Errorf("%w: %v", ErrCorrupt, err)
+				return fmt.Errorf("%w: %w", ErrCorrupt, err)
 			}
 			return nil
 		})
@@ -338,8 +331,14 @@ func reclaimAfter(f *engine.Facts, now time.Time, retention time.Duration) time.
 	return latest.Time().Add(retention)
 }
 
-// SetLastRefresh records the time of the last successful import or sync.
+// SetLastRefresh records the time of the last successful import or sync. It never moves the
+// time backwards.
 func (s *Store) SetLastRefresh(t time.Time) error {
+	s.refreshMu.Lock()
+	defer s.refreshMu.Unlock()
+	if t.Unix() <= s.lastRefresh.Load() {
+		return nil
+	}
 	var b [8]byte
 	binary.BigEndian.PutUint64(b[:], uint64(t.Unix()))
 	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Set(keyLastRefresh, b[:]) }); err != nil {

@@ -59,7 +59,7 @@ func DecodeSnapshot(b []byte) (*engine.Snapshot, error) {
 	}
 	var s engine.Snapshot
 	if err := decMode.Unmarshal(b, &s); err != nil {
-		return nil, fmt.Errorf("%w: decode snapshot: %v", ErrMalformed, err)
+		return nil, fmt.Errorf("%w: decode snapshot: %w", ErrMalformed, err)
 	}
 	return &s, nil
 }
@@ -81,11 +81,11 @@ func DecodeFacts(b []byte, f *engine.Facts) error {
 	*f = engine.Facts{}
 	if err := decMode.Unmarshal(b, f); err != nil {
 		*f = engine.Facts{}
-		return fmt.Errorf("%w: decode facts: %v", ErrMalformed, err)
+		return fmt.Errorf("%w: decode facts: %w", ErrMalformed, err)
 	}
 	if err := f.Validate(); err != nil {
 		*f = engine.Facts{}
-		return fmt.Errorf("%w: %v", ErrMalformed, err)
+		return fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	return nil
 }

@@ -59,7 +59,7 @@ func Verify(signed []byte, contentType string, keys KeyRing) (Verified, error) {
 	}
 	var msg cose.Sign1Message
 	if err := msg.UnmarshalCBOR(signed); err != nil {
-		return Verified{}, fmt.Errorf("%w: not a COSE_Sign1 message: %v", ErrMalformed, err)
+		return Verified{}, fmt.Errorf("%w: not a COSE_Sign1 message: %w", ErrMalformed, err)
 	}
 	kidRaw, ok := msg.Headers.Protected[cose.HeaderLabelKeyID].([]byte)
 	if !ok || len(kidRaw) == 0 {
@@ -81,7 +81,7 @@ func Verify(signed []byte, contentType string, keys KeyRing) (Verified, error) {
 		if errors.Is(err, cose.ErrVerification) {
 			return Verified{}, fmt.Errorf("%w (key %s)", ErrBadSignature, kid)
 		}
-		return Verified{}, fmt.Errorf("%w: %v (key %s)", ErrBadSignature, err, kid)
+		return Verified{}, fmt.Errorf("%w: %w (key %s)", ErrBadSignature, err, kid)
 	}
 	return Verified{KeyID: kid, Payload: msg.Payload, Digest: sha256.Sum256(signed)}, nil
 }
@@ -127,7 +127,7 @@ func UnverifiedPayload(signed []byte, contentType string) (payload []byte, keyID
 	}
 	var msg cose.Sign1Message
 	if err := msg.UnmarshalCBOR(signed); err != nil {
-		return nil, "", fmt.Errorf("%w: not a COSE_Sign1 message: %v", ErrMalformed, err)
+		return nil, "", fmt.Errorf("%w: not a COSE_Sign1 message: %w", ErrMalformed, err)
 	}
 	if ct, _ := msg.Headers.Protected[cose.HeaderLabelContentType].(string); ct != contentType {
 		return nil, "", fmt.Errorf("%w: content type %q, want %q", ErrMalformed, ct, contentType)
