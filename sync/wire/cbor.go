@@ -89,3 +89,6 @@ func DecodeFacts(b []byte, f *engine.Facts) error {
 	}
 	return nil
 }
+
+// Unmarshal decodes untrusted CBOR strictly into v.
+func Unmarshal(b []byte, v any) error { return decMode.Unmarshal(b, v) }
