@@ -334,3 +334,16 @@ func (p *Policy) String() string {
 		p.snap.Expires().In(Beijing).Format(time.RFC3339), len(p.rules))
 	return b.String()
 }
+
+// Definition evaluates one named definition for a person at now (the companion rule asks the
+// adult's def.valid_test). It reports an error for an unknown name or a failed evaluation.
+func (p *Policy) Definition(name string, in Input, now time.Time) (bool, error) {
+	i, ok := p.defIndex[name]
+	if !ok {
+		return false, fmt.Errorf("snapshot %d has no definition %q", p.snap.Version, name)
+	}
+	if in.Facts == nil {
+		return false, nil
+	}
+	return newView(p, in, now).def(i)
+}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/gatecheck/gatecheck/edge/store"
 	"github.com/gatecheck/gatecheck/sync/wire"
@@ -37,8 +38,61 @@ type Config struct {
 	TrustedKeys []string `yaml:"trusted_keys"`
 	// StoreProfile is the Badger profile: small (default) or large.
 	StoreProfile string `yaml:"store_profile"`
+	// DeviceKeyFile is the device's Ed25519 key (PEM) that signs its audit log; created at
+	// first start if missing. Default: device.key in data_dir's parent directory.
+	DeviceKeyFile string `yaml:"device_key_file"`
+	// ControlSocket is the unix socket of the running daemon's control API. Default:
+	// gatecheck.sock in data_dir's parent directory.
+	ControlSocket string `yaml:"control_socket"`
+	// Reader is the ID-card reader; omitted on devices without one (manual entry only).
+	Reader *Reader `yaml:"reader"`
+	// Gate is what opens for a pass; omitted means no gate (an officer waves the traveller on).
+	Gate *Gate `yaml:"gate"`
+	// Display shows decisions: console (the daemon's standard output) or none. Default console.
+	Display string `yaml:"display"`
+	// CompanionWindow is how long after a COMPANION decision (an infant) the next card read is
+	// taken as the accompanying adult. Default 2m.
+	CompanionWindow Duration `yaml:"companion_window"`
 
 	file string
+}
+
+// Reader configures the GA 467 ID-card reader.
+type Reader struct {
+	// Port is the serial device or a stable symlink (/dev/serial/by-id/...). Required.
+	Port string `yaml:"port"`
+	// Baud is 115200 (default), 57600, 38400, 19200 or 9600.
+	Baud int `yaml:"baud"`
+	// PollInterval is the pause between find-card polls. Default 300ms.
+	PollInterval Duration `yaml:"poll_interval"`
+}
+
+// Gate configures the gate output.
+type Gate struct {
+	// Kind is relay (a USB serial relay board, A0 01 01 A2 protocol). Required.
+	Kind string `yaml:"kind"`
+	// Port is the relay board's serial device. Required for relay.
+	Port string `yaml:"port"`
+	// Baud defaults to 9600.
+	Baud int `yaml:"baud"`
+	// Pulse is how long the relay stays closed per passage. Default 1s.
+	Pulse Duration `yaml:"pulse"`
+}
+
+// Duration is a time.Duration written as "300ms" or "2m".
+type Duration time.Duration
+
+// UnmarshalYAML reads a Go duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("duration %q: want e.g. 300ms, 2s, 2m", n.Value)
+	}
+	if v < 0 {
+		return fmt.Errorf("duration %q is negative", n.Value)
+	}
+	*d = Duration(v)
+	return nil
 }
 
 // FieldError reports a bad field of a config file.
@@ -79,6 +133,38 @@ func Parse(b []byte, path string) (*Config, error) {
 	}
 	c.DataDir = abs(c.DataDir)
 	c.HashKeyFile = abs(c.HashKeyFile)
+	if c.DeviceKeyFile == "" && c.DataDir != "" {
+		c.DeviceKeyFile = filepath.Join(filepath.Dir(c.DataDir), "device.key")
+	}
+	if c.ControlSocket == "" && c.DataDir != "" {
+		c.ControlSocket = filepath.Join(filepath.Dir(c.DataDir), "gatecheck.sock")
+	}
+	c.DeviceKeyFile = abs(c.DeviceKeyFile)
+	c.ControlSocket = abs(c.ControlSocket)
+	if c.Reader != nil {
+		c.Reader.Port = abs(c.Reader.Port)
+		if c.Reader.Baud == 0 {
+			c.Reader.Baud = 115200
+		}
+		if c.Reader.PollInterval == 0 {
+			c.Reader.PollInterval = Duration(300 * time.Millisecond)
+		}
+	}
+	if c.Gate != nil {
+		c.Gate.Port = abs(c.Gate.Port)
+		if c.Gate.Baud == 0 {
+			c.Gate.Baud = 9600
+		}
+		if c.Gate.Pulse == 0 {
+			c.Gate.Pulse = Duration(time.Second)
+		}
+	}
+	if c.Display == "" {
+		c.Display = "console"
+	}
+	if c.CompanionWindow == 0 {
+		c.CompanionWindow = Duration(2 * time.Minute)
+	}
 	for i, k := range c.TrustedKeys {
 		c.TrustedKeys[i] = abs(k)
 	}
@@ -106,6 +192,24 @@ func (c *Config) Validate() error {
 		return bad("trusted_keys", "at least one policy authority key is required")
 	case c.StoreProfile != "" && c.StoreProfile != string(store.ProfileSmall) && c.StoreProfile != string(store.ProfileLarge):
 		return bad("store_profile", "%q: want small or large", c.StoreProfile)
+	case c.Display != "" && c.Display != "console" && c.Display != "none":
+		return bad("display", "%q: want console or none", c.Display)
+	}
+	if r := c.Reader; r != nil {
+		switch {
+		case r.Port == "":
+			return bad("reader.port", "required")
+		case r.Baud != 115200 && r.Baud != 57600 && r.Baud != 38400 && r.Baud != 19200 && r.Baud != 9600:
+			return bad("reader.baud", "%d: want 115200, 57600, 38400, 19200 or 9600", r.Baud)
+		}
+	}
+	if g := c.Gate; g != nil {
+		switch {
+		case g.Kind != "relay":
+			return bad("gate.kind", "%q: want relay (or leave gate out)", g.Kind)
+		case g.Port == "":
+			return bad("gate.port", "required for a relay")
+		}
 	}
 	return nil
 }
