@@ -16,7 +16,7 @@ import (
 	"github.com/gatecheck/gatecheck/engine"
 )
 
-func runCmd(t *testing.T, args ...string) (string, string, error) {
+func runCLI(t *testing.T, args ...string) (string, string, error) {
 	t.Helper()
 	var out, errb bytes.Buffer
 	err := run(context.Background(), args, &out, &errb)
@@ -26,7 +26,7 @@ func runCmd(t *testing.T, args ...string) (string, string, error) {
 // The README's first command: the demo builds a device and every outcome shows.
 func TestDemoAndCheck(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "demo")
-	out, stderr, err := runCmd(t, "demo", "--dir", dir)
+	out, stderr, err := runCLI(t, "demo", "--dir", dir)
 	if err != nil {
 		t.Fatalf("demo: %v\n%s\n%s", err, out, stderr)
 	}
@@ -39,7 +39,7 @@ func TestDemoAndCheck(t *testing.T) {
 	people := demo.People(time.Now())
 
 	// check --json has the documented fields.
-	out, _, err = runCmd(t, "check", "--config", cfg, "--id", people[1].Record.ID, "--json")
+	out, _, err = runCLI(t, "check", "--config", cfg, "--id", people[1].Record.ID, "--json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,12 +57,12 @@ func TestDemoAndCheck(t *testing.T) {
 	}
 
 	// --at moves the clock: two days later the adult's 20 h old test has expired.
-	out, _, err = runCmd(t, "check", "--config", cfg, "--id", people[0].Record.ID, "--at", time.Now().Add(48*time.Hour).Format(time.RFC3339))
+	out, _, err = runCLI(t, "check", "--config", cfg, "--id", people[0].Record.ID, "--at", time.Now().Add(48*time.Hour).Format(time.RFC3339))
 	if err != nil || !strings.HasPrefix(out, "NEED_TEST") {
 		t.Errorf("check --at +48h: %v\n%s", err, out)
 	}
 	// An invalid number is a MANUAL decision, exit 0.
-	out, _, err = runCmd(t, "check", "--config", cfg, "--id", "12345")
+	out, _, err = runCLI(t, "check", "--config", cfg, "--id", "12345")
 	if err != nil || !strings.HasPrefix(out, "MANUAL") || !strings.Contains(out, engine.RuleInvalidID) {
 		t.Errorf("invalid id: %v\n%s", err, out)
 	}
@@ -70,21 +70,21 @@ func TestDemoAndCheck(t *testing.T) {
 	// A rejected import names the line and writes nothing.
 	bad := filepath.Join(t.TempDir(), "bad.jsonl")
 	os.WriteFile(bad, []byte("{\"id\":\""+people[0].Record.ID+"\",\"delete\":true}\n{\"id\":\"110105199005010017\"}\n"), 0o644)
-	_, _, err = runCmd(t, "import", "--config", cfg, bad)
+	_, _, err = runCLI(t, "import", "--config", cfg, bad)
 	if err == nil || !strings.Contains(err.Error(), "line 2") {
 		t.Fatalf("bad import: %v", err)
 	}
-	out, _, _ = runCmd(t, "check", "--config", cfg, "--id", people[0].Record.ID)
+	out, _, _ = runCLI(t, "check", "--config", cfg, "--id", people[0].Record.ID)
 	if !strings.HasPrefix(out, "PASS") {
 		t.Fatalf("a rejected import's delete was applied: %s", out)
 	}
 
 	// Re-installing the August snapshot after November is a refused rollback.
-	_, _, err = runCmd(t, "policy", "install", "--config", cfg, filepath.Join(dir, demo.AugSnapshot))
+	_, _, err = runCLI(t, "policy", "install", "--config", cfg, filepath.Join(dir, demo.AugSnapshot))
 	if !errors.Is(err, engine.ErrRollback) {
 		t.Fatalf("re-installing August after November: err = %v, want ErrRollback", err)
 	}
-	out, _, err = runCmd(t, "policy", "list", "--config", cfg)
+	out, _, err = runCLI(t, "policy", "list", "--config", cfg)
 	if err != nil || !strings.Contains(out, "2021111700") || !strings.Contains(out, "in force") {
 		t.Fatalf("policy list: %v\n%s", err, out)
 	}
@@ -92,14 +92,14 @@ func TestDemoAndCheck(t *testing.T) {
 
 func TestUsageErrors(t *testing.T) {
 	for _, args := range [][]string{{}, {"nosuch"}, {"check"}, {"check", "--id", "1", "--at", "yesterday"}, {"import"}, {"policy"}, {"bench", "--records", "0"}} {
-		_, _, err := runCmd(t, args...)
+		_, _, err := runCLI(t, args...)
 		var ue cli.UsageError
 		if !errors.As(err, &ue) {
 			t.Errorf("%v: err = %v, want a usage error", args, err)
 		}
 	}
 	// A missing config is an operational error, not a crash.
-	_, _, err := runCmd(t, "check", "--config", filepath.Join(t.TempDir(), "none.yaml"), "--id", "11010519491231002X")
+	_, _, err := runCLI(t, "check", "--config", filepath.Join(t.TempDir(), "none.yaml"), "--id", "11010519491231002X")
 	var ue cli.UsageError
 	if err == nil || errors.As(err, &ue) {
 		t.Errorf("missing config: err = %v", err)
@@ -107,7 +107,7 @@ func TestUsageErrors(t *testing.T) {
 }
 
 func TestBenchSmall(t *testing.T) {
-	out, _, err := runCmd(t, "bench", "--records", "3000", "--decisions", "2000")
+	out, _, err := runCLI(t, "bench", "--records", "3000", "--decisions", "2000")
 	if err != nil {
 		t.Fatal(err)
 	}

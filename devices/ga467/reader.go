@@ -112,6 +112,18 @@ func Open(cfg Config) (*Reader, error) {
 	return r, nil
 }
 
+// OpenLater returns a Reader whose port is not open yet (the reader is not plugged in): every
+// command fails with ErrDisconnected until Reconnect opens it.
+func OpenLater(cfg Config) (*Reader, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	r := &Reader{cfg: cfg, log: cfg.Logger}
+	r.pr = &portReader{r: r}
+	r.dec = NewDecoder(r.pr)
+	return r, nil
+}
+
 func (r *Reader) open() error {
 	p, err := r.cfg.Open(r.cfg.Path, r.cfg.Baud, vtime)
 	if err != nil {

@@ -111,19 +111,7 @@ func OpenDevice(cfgPath string, log *slog.Logger) (*edge.Device, *config.Config,
 	if err != nil {
 		return nil, nil, err
 	}
-	hk, err := cfg.HashKey()
-	if err != nil {
-		return nil, nil, err
-	}
-	ring, err := cfg.KeyRing()
-	if err != nil {
-		return nil, nil, err
-	}
-	d, err := edge.Open(edge.Config{
-		Store:       store.Config{Dir: cfg.DataDir, HashKey: hk, Profile: store.Profile(cfg.StoreProfile)},
-		TrustedKeys: ring,
-		Logger:      log,
-	})
+	d, err := edge.OpenConfig(cfg, log)
 	if err != nil {
 		return nil, nil, err
 	}

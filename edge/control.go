@@ -1,0 +1,313 @@
+package edge
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/gatecheck/gatecheck/edge/audit"
+	"github.com/gatecheck/gatecheck/engine"
+	"github.com/gatecheck/gatecheck/sync/wire"
+)
+
+// Control is the running daemon's local control API, served on a unix socket: the commands
+// gatecheck check, import, policy, audit and override use while the daemon owns the store.
+//
+//	POST /v1/check           {"id","test_only","at"}  a manual entry (audited; the gate opens for a
+//	                                                   pass), or with "at" a what-if (not audited)
+//	POST /v1/import          JSON Lines body           import person records
+//	POST /v1/policy          signed snapshot body      install a snapshot
+//	GET  /v1/policy                                    the snapshots held
+//	POST /v1/override        {"ref","officer","reason","outcome"}
+//	GET  /v1/audit?from=&n=                            audit entries
+//	GET  /v1/audit/verify                              verify the audit log
+//	GET  /v1/status                                    device status
+//
+// Errors are {"error": "..."} with a 4xx or 5xx status.
+type Control struct {
+	Daemon    *Daemon
+	Device    *Device
+	Audit     *audit.Log
+	DeviceID  string
+	DeviceKey ed25519.PublicKey
+	// TempDir receives imports spooled from the socket; empty means the system's.
+	TempDir string
+	Logger  *slog.Logger
+	started time.Time
+}
+
+// MaxImportBody bounds an import sent over the socket.
+const MaxImportBody = 4 << 30
+
+// Handler returns the API's routes.
+func (c *Control) Handler() http.Handler {
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	c.started = time.Now()
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/check", c.check)
+	mux.HandleFunc("POST /v1/import", c.importRecords)
+	mux.HandleFunc("POST /v1/policy", c.install)
+	mux.HandleFunc("GET /v1/policy", c.policies)
+	mux.HandleFunc("POST /v1/override", c.override)
+	mux.HandleFunc("GET /v1/audit", c.entries)
+	mux.HandleFunc("GET /v1/audit/verify", c.verify)
+	mux.HandleFunc("GET /v1/status", c.status)
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+}
+
+func writeErr(w http.ResponseWriter, code int, err error) {
+	writeJSON(w, code, map[string]string{"error": err.Error()})
+}
+
+func decodeBody(r *http.Request, v any) error {
+	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("request body: %w", err)
+	}
+	return nil
+}
+
+// CheckBody is the body of POST /v1/check.
+type CheckBody struct {
+	ID       string `json:"id"`
+	TestOnly bool   `json:"test_only,omitempty"`
+	At       string `json:"at,omitempty"`
+}
+
+func (c *Control) check(w http.ResponseWriter, r *http.Request) {
+	var b CheckBody
+	if err := decodeBody(r, &b); err != nil {
+		writeErr(w, http.StatusBadRequest, err)
+		return
+	}
+	if b.At != "" {
+		at, err := time.Parse(time.RFC3339, b.At)
+		if err != nil {
+			writeErr(w, http.StatusBadRequest, fmt.Errorf("at: %w", err))
+			return
+		}
+		writeJSON(w, http.StatusOK, Passage{Decision: c.Device.Check(CheckRequest{Number: b.ID, TestOnly: b.TestOnly, WhatIf: true}, at)})
+		return
+	}
+	p, err := c.Daemon.PresentManual(r.Context(), b.ID, b.TestOnly)
+	if err != nil {
+		c.Logger.Error("manual entry", logKeyErr, err)
+	}
+	writeJSON(w, http.StatusOK, p) // the passage says what happened, MANUAL included
+}
+
+func (c *Control) importRecords(w http.ResponseWriter, r *http.Request) {
+	tmp, err := os.CreateTemp(c.TempDir, "gatecheck-import-*.jsonl")
+	if err != nil {
+		writeErr(w, http.StatusInternalServerError, err)
+		return
+	}
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
+	n, err := io.Copy(tmp, io.LimitReader(r.Body, MaxImportBody+1))
+	if err != nil {
+		writeErr(w, http.StatusBadRequest, fmt.Errorf("read import: %w", err))
+		return
+	}
+	if n > MaxImportBody {
+		writeErr(w, http.StatusRequestEntityTooLarge, fmt.Errorf("import over %d bytes", int64(MaxImportBody)))
+		return
+	}
+	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+		writeErr(w, http.StatusInternalServerError, err)
+		return
+	}
+	st, err := c.Device.Import(r.Context(), tmp, c.Daemon.cfg.Clock.Now(), nil)
+	var ie *ImportError
+	switch {
+	case errors.As(err, &ie):
+		writeErr(w, http.StatusUnprocessableEntity, err)
+	case err != nil:
+		writeErr(w, http.StatusInternalServerError, err)
+	default:
+		writeJSON(w, http.StatusOK, st)
+	}
+}
+
+func (c *Control) install(w http.ResponseWriter, r *http.Request) {
+	b, err := io.ReadAll(io.LimitReader(r.Body, wire.MaxSignedSize+1))
+	if err != nil {
+		writeErr(w, http.StatusBadRequest, err)
+		return
+	}
+	v, err := c.Device.InstallSnapshot(b, c.Daemon.cfg.Clock.Now())
+	if err != nil {
+		writeErr(w, http.StatusUnprocessableEntity, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, PolicyInfo{Version: v.Snapshot.Version, Name: v.Snapshot.Name, KeyID: v.KeyID,
+		EffectiveFrom: v.Snapshot.Effective(), ExpiresAt: v.Snapshot.Expires()})
+}
+
+// PolicyInfo describes a held snapshot.
+type PolicyInfo struct {
+	Version       uint64    `json:"version"`
+	Name          string    `json:"name"`
+	KeyID         string    `json:"key_id,omitempty"`
+	EffectiveFrom time.Time `json:"effective_from"`
+	ExpiresAt     time.Time `json:"expires_at"`
+	State         string    `json:"state,omitempty"`
+}
+
+// PolicyList describes every held snapshot at now.
+func (d *Device) PolicyList(now time.Time) []PolicyInfo {
+	cur := d.InForce(now)
+	var out []PolicyInfo
+	for _, p := range d.Policies() {
+		s := p.Snapshot()
+		state := "later"
+		switch {
+		case cur != nil && p.Version() == cur.Version() && engine.UnixOf(now) >= s.ExpiresAt:
+			state = "EXPIRED (decisions are MANUAL)"
+		case cur != nil && p.Version() == cur.Version():
+			state = "in force"
+		case cur != nil && p.Version() < cur.Version():
+			state = "superseded"
+		}
+		out = append(out, PolicyInfo{Version: p.Version(), Name: s.Name, EffectiveFrom: s.Effective(), ExpiresAt: s.Expires(), State: state})
+	}
+	return out
+}
+
+func (c *Control) policies(w http.ResponseWriter, r *http.Request) {
+	var refused []string
+	for _, e := range c.Device.Refused() {
+		refused = append(refused, e.Error())
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"policies": c.Device.PolicyList(c.Daemon.cfg.Clock.Now()), "refused": refused})
+}
+
+// OverrideBody is the body of POST /v1/override.
+type OverrideBody struct {
+	Ref     uint64 `json:"ref"`
+	Officer string `json:"officer"`
+	Reason  string `json:"reason"`
+	Outcome string `json:"outcome"`
+}
+
+func (c *Control) override(w http.ResponseWriter, r *http.Request) {
+	var b OverrideBody
+	if err := decodeBody(r, &b); err != nil {
+		writeErr(w, http.StatusBadRequest, err)
+		return
+	}
+	o, err := engine.ParseOutcome(b.Outcome)
+	if err != nil {
+		writeErr(w, http.StatusBadRequest, err)
+		return
+	}
+	p, err := c.Daemon.Override(r.Context(), b.Ref, b.Officer, b.Reason, o)
+	if err != nil {
+		writeErr(w, http.StatusUnprocessableEntity, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, p)
+}
+
+func (c *Control) entries(w http.ResponseWriter, r *http.Request) {
+	from, _ := strconv.ParseUint(r.URL.Query().Get("from"), 10, 64)
+	n, _ := strconv.Atoi(r.URL.Query().Get("n"))
+	if n <= 0 || n > 10000 {
+		n = 100
+	}
+	list, err := c.Audit.Entries(from, n)
+	if err != nil {
+		writeErr(w, http.StatusInternalServerError, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, list)
+}
+
+func (c *Control) verify(w http.ResponseWriter, r *http.Request) {
+	rep, err := audit.Verify(c.Device.Store().DB(), c.DeviceID, c.DeviceKey)
+	if err != nil {
+		writeJSON(w, http.StatusOK, map[string]any{"ok": false, "error": err.Error(), "report": rep})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "report": rep})
+}
+
+// Status is GET /v1/status.
+type Status struct {
+	DeviceID     string    `json:"device_id"`
+	Now          time.Time `json:"now"`
+	Uptime       string    `json:"uptime"`
+	ReaderUp     bool      `json:"reader_up"`
+	Decisions    int64     `json:"decisions"`
+	GateOpens    int64     `json:"gate_opens"`
+	ReaderErrors int64     `json:"reader_errors"`
+	AuditSeq     uint64    `json:"audit_seq"`
+	Snapshot     uint64    `json:"snapshot_in_force"`
+	LastRefresh  time.Time `json:"last_refresh"`
+}
+
+func (c *Control) status(w http.ResponseWriter, r *http.Request) {
+	now := c.Daemon.cfg.Clock.Now()
+	st := Status{DeviceID: c.DeviceID, Now: now, Uptime: time.Since(c.started).Round(time.Second).String(),
+		ReaderUp: c.Daemon.ReaderUp(), Decisions: c.Daemon.Decisions.Load(), GateOpens: c.Daemon.GateOpens.Load(),
+		ReaderErrors: c.Daemon.ReaderErrors.Load(), AuditSeq: c.Audit.Seq(), LastRefresh: c.Device.Store().LastRefresh()}
+	if p := c.Device.InForce(now); p != nil {
+		st.Snapshot = p.Version()
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+// ServeControl serves h on a unix socket at path (mode 0660) until ctx ends. A stale socket
+// left by a crash is removed; a live one (another daemon) is an error.
+func ServeControl(ctx context.Context, path string, h http.Handler, log *slog.Logger) error {
+	if c, err := net.DialTimeout("unix", path, 500*time.Millisecond); err == nil {
+		c.Close()
+		return fmt.Errorf("control socket %s: another daemon is answering on it", path)
+	}
+	_ = os.Remove(path)
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return fmt.Errorf("control socket: %w", err)
+	}
+	if err := os.Chmod(path, 0o660); err != nil {
+		ln.Close()
+		return fmt.Errorf("control socket: %w", err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		err := srv.Shutdown(sctx)
+		os.Remove(path)
+		return err
+	case err := <-errc:
+		os.Remove(path)
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return fmt.Errorf("control socket: %w", err)
+	}
+}

@@ -1,0 +1,157 @@
+package edge
+
+import (
+	"context"
+	"crypto/ed25519"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gatecheck/gatecheck/devices/display"
+	"github.com/gatecheck/gatecheck/devices/ga467"
+	"github.com/gatecheck/gatecheck/devices/relay"
+	"github.com/gatecheck/gatecheck/edge/audit"
+	"github.com/gatecheck/gatecheck/edge/config"
+	"github.com/gatecheck/gatecheck/edge/store"
+)
+
+// OpenConfig opens the device a config file describes (store, trusted keys).
+func OpenConfig(cfg *config.Config, log *slog.Logger) (*Device, error) {
+	hk, err := cfg.HashKey()
+	if err != nil {
+		return nil, err
+	}
+	ring, err := cfg.KeyRing()
+	if err != nil {
+		return nil, err
+	}
+	d, err := Open(Config{
+		Store:       store.Config{Dir: cfg.DataDir, HashKey: hk, Profile: store.Profile(cfg.StoreProfile)},
+		TrustedKeys: ring,
+		Logger:      log,
+	})
+	if err != nil {
+		if strings.Contains(err.Error(), "Cannot acquire directory lock") {
+			return nil, fmt.Errorf("%w (is 'gatecheck run' using %s? its control socket is %s)", err, cfg.DataDir, cfg.ControlSocket)
+		}
+		return nil, err
+	}
+	return d, nil
+}
+
+// RunOptions adjust a running device for tests and the demo.
+type RunOptions struct {
+	// Clock; nil means the system clock.
+	Clock Clock
+	// Screen receives the console display; nil means os.Stdout.
+	Screen io.Writer
+	// Ready, if set, is called once the control socket is listening.
+	Ready func(*Daemon)
+}
+
+// Run is `gatecheck run`: it opens everything the config names - store, device key, audit
+// log, card reader, gate, display, control socket - runs the card loop until ctx ends, and
+// shuts down in order (loop, then socket, then gate and reader, then the store), losing
+// nothing: every audit entry is synced before its gate opens.
+func Run(ctx context.Context, cfg *config.Config, opts RunOptions, log *slog.Logger) error {
+	d, err := OpenConfig(cfg, log)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	priv, created, err := LoadOrCreateKey(cfg.DeviceKeyFile)
+	if err != nil {
+		return err
+	}
+	if created {
+		log.Info("device key created", "path", cfg.DeviceKeyFile)
+	}
+	alog, err := audit.Open(d.Store().DB(), cfg.DeviceID, priv)
+	if err != nil {
+		return err
+	}
+	dc := DaemonConfig{Device: d, Audit: alog, Clock: opts.Clock, Logger: log,
+		CompanionWindow: time.Duration(cfg.CompanionWindow)}
+	if cfg.Display == "console" {
+		w := opts.Screen
+		if w == nil {
+			w = os.Stdout
+		}
+		dc.Display = display.NewConsole(w, w == os.Stdout && isTerminal(os.Stdout))
+	}
+	if r := cfg.Reader; r != nil {
+		dc.PollInterval = time.Duration(r.PollInterval)
+		reader, err := ga467.Open(ga467.Config{Path: r.Port, Baud: r.Baud, Logger: log})
+		if err != nil {
+			// A reader that is not plugged in yet is not fatal: the loop keeps trying.
+			log.Warn("card reader not available at start; will keep trying", logKeyErr, err)
+			reader, err = ga467.OpenLater(ga467.Config{Path: r.Port, Baud: r.Baud, Logger: log})
+			if err != nil {
+				return err
+			}
+		}
+		defer reader.Close()
+		dc.Reader = reader
+	}
+	if g := cfg.Gate; g != nil {
+		gate, err := relay.Open(relay.Config{Path: g.Port, Baud: g.Baud, Pulse: time.Duration(g.Pulse)})
+		if err != nil {
+			return fmt.Errorf("gate: %w", err)
+		}
+		defer gate.Close()
+		dc.Gate = gate
+	}
+	dm, err := NewDaemon(dc)
+	if err != nil {
+		return err
+	}
+	ctl := &Control{Daemon: dm, Device: d, Audit: alog, DeviceID: cfg.DeviceID, DeviceKey: priv.Public().(ed25519.PublicKey),
+		TempDir: filepath.Dir(cfg.DataDir), Logger: log}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, 2)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := ServeControl(ctx, cfg.ControlSocket, ctl.Handler(), log); err != nil {
+			errc <- err
+			cancel()
+		}
+	}()
+	if opts.Ready != nil {
+		waitForSocket(ctx, cfg.ControlSocket)
+		opts.Ready(dm)
+	}
+	log.Info("gatecheck running", logKeyDevice, cfg.DeviceID, "kind", cfg.Kind, "socket", cfg.ControlSocket, "audit_seq", alog.Seq())
+	if err := dm.Run(ctx); err != nil {
+		errc <- err
+	}
+	cancel()
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		return err
+	}
+	log.Info("gatecheck stopped", "audit_seq", alog.Seq())
+	return nil
+}
+
+func waitForSocket(ctx context.Context, path string) {
+	for i := 0; i < 200 && ctx.Err() == nil; i++ {
+		if _, err := os.Stat(path); err == nil {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
