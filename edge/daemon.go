@@ -205,7 +205,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 func (d *Daemon) status(msg string) {
 	if d.cfg.Display != nil {
-		if err := d.cfg.Display.Status(d.cfg.Clock.Now(), msg); err != nil {
+		if err := d.cfg.Display.Status(d.cfg.Clock.Now().In(engine.Beijing), msg); err != nil {
 			d.log.Warn("display failed", logKeyErr, err)
 		}
 	}
@@ -352,7 +352,7 @@ func (d *Daemon) show(dec engine.Decision, number engine.IDNumber, source string
 		masked = number.Masked()
 	}
 	err := d.cfg.Display.Show(display.Shown{Outcome: dec.Outcome.String(), Commuter: dec.Commuter(), Opens: opens,
-		ReasonZH: dec.ReasonZH, ReasonEN: dec.ReasonEN, Popups: dec.Popups, MaskedID: masked, Source: source, Time: dec.At})
+		ReasonZH: dec.ReasonZH, ReasonEN: dec.ReasonEN, Popups: dec.Popups, MaskedID: masked, Source: source, Time: dec.At.In(engine.Beijing)})
 	if err != nil {
 		d.log.Warn("display failed", logKeyErr, err)
 	}

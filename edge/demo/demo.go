@@ -14,6 +14,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/gatecheck/gatecheck/devices/cardsim"
 	"github.com/gatecheck/gatecheck/edge"
 	"github.com/gatecheck/gatecheck/edge/config"
 	"github.com/gatecheck/gatecheck/edge/store"
@@ -31,6 +32,8 @@ const (
 	PubFile      = "policy-authority.pub"
 	HashKeyFile  = "id-hash.key"
 	NovSnapshot  = "beijing-2021-11-17.cose"
+	QueueFile    = "cardsim-queue.json"
+	ReaderLink   = "reader"
 	AugSnapshot  = "beijing-2021-08-07.cose"
 	deviceDirRel = "device-data"
 )
@@ -52,15 +55,22 @@ func Setup(dir string, now time.Time) (string, error) {
 	if _, err := rand.Read(hk); err != nil {
 		return "", fmt.Errorf("hash key: %w", err)
 	}
-	cfg := fmt.Sprintf(`# A demo field laptop, written by 'gatecheck demo'. Paths are relative to this file.
-device_id: demo-laptop-01
-kind: field-laptop
+	cfg := fmt.Sprintf(`# A demo highway-checkpoint kiosk, written by 'gatecheck demo'. Paths are relative to this file.
+device_id: demo-kiosk-01
+kind: highway-checkpoint
 data_dir: %s
 hash_key_file: %s
 trusted_keys:
   - %s
 store_profile: small
-`, deviceDirRel, HashKeyFile, PubFile)
+# gatecheck-cardsim --script %s --link %s publishes the simulated reader here.
+reader:
+  port: %s
+  baud: 115200
+  poll_interval: 200ms
+display: console
+companion_window: 2m
+`, deviceDirRel, HashKeyFile, PubFile, filepath.Join(dir, QueueFile), filepath.Join(dir, ReaderLink), ReaderLink)
 	files := map[string][]byte{KeyFile: kb, PubFile: pb, HashKeyFile: []byte(hex.EncodeToString(hk) + "\n"), ConfigFile: []byte(cfg)}
 	now = now.Truncate(time.Second)
 	for _, s := range []struct {
@@ -93,6 +103,11 @@ store_profile: small
 		people.WriteByte('\n')
 	}
 	files[PeopleFile] = []byte(people.String())
+	queue, err := Queue(now)
+	if err != nil {
+		return "", err
+	}
+	files[QueueFile] = queue
 	for name, b := range files {
 		mode := os.FileMode(0o644)
 		if name == KeyFile || name == HashKeyFile {
@@ -103,6 +118,28 @@ store_profile: small
 		}
 	}
 	return filepath.Join(dir, ConfigFile), nil
+}
+
+// Queue is a simulated reader's script for the demo population: every traveller's card in turn
+// (the infant followed by the accompanying adult), with a few line faults the device survives.
+func Queue(now time.Time) ([]byte, error) {
+	faults := map[int]string{2: cardsim.FaultBadChecksum, 5: cardsim.FaultNoise, 7: cardsim.FaultTruncated}
+	var s cardsim.Script
+	people := People(now)
+	for i, p := range people {
+		n := p.Record.ID
+		if len(n) != 18 || p.WantRule == engine.RuleInvalidID {
+			continue // a mistyped number is an officer's typo, not a card
+		}
+		s.Steps = append(s.Steps, cardsim.Step{Fault: faults[i], Gap: 3, Card: &cardsim.CardSpec{
+			Name: fmt.Sprintf("旅客%02d", i+1), Birth: n[6:14], Number: n, Gender: "1", Nation: "01",
+			Address: "北京市朝阳区", Authority: "北京市公安局", ValidFrom: "20200101", ValidTo: "20400101"}})
+		if p.Want == engine.Companion {
+			a := people[0].Record.ID // the accompanying adult presents next
+			s.Steps = append(s.Steps, cardsim.Step{Gap: 2, Card: &cardsim.CardSpec{Name: "同行成人", Birth: a[6:14], Number: a, Gender: "2", Nation: "01"}})
+		}
+	}
+	return json.MarshalIndent(s, "", "  ")
 }
 
 // OpenDevice opens the device a config file describes.
@@ -173,8 +210,15 @@ func Run(ctx context.Context, dir string, now time.Time, out io.Writer, log *slo
 	}
 	tw.Flush()
 	adult := People(now)[0].Record.ID
-	fmt.Fprintf(out, "\nTry it yourself:\n  gatecheck check --config %s --id %s\n  gatecheck check --config %s --id %s --json --at %s\n",
-		cfgPath, adult, cfgPath, adult, now.Add(2*24*time.Hour).In(engine.Beijing).Format(time.RFC3339))
+	fmt.Fprintf(out, `
+Try it yourself (go run ./cmd/gatecheck, or bin/gatecheck after go build -o bin/ ./cmd/...):
+  gatecheck check --config %[1]s --id %[2]s
+  gatecheck check --config %[1]s --id %[2]s --json --at %[3]s
+Run the kiosk with a simulated card reader (two terminals):
+  go run ./cmd/gatecheck-cardsim --script %[4]s --link %[5]s --stay
+  go run ./cmd/gatecheck run --config %[1]s
+then, while it runs:  gatecheck audit list --config %[1]s   and   gatecheck audit verify --config %[1]s
+`, cfgPath, adult, now.Add(2*24*time.Hour).In(engine.Beijing).Format(time.RFC3339), filepath.Join(dir, QueueFile), filepath.Join(dir, ReaderLink))
 	if len(mismatches) > 0 {
 		return fmt.Errorf("demo decisions differ from the expected ones:\n  %s", strings.Join(mismatches, "\n  "))
 	}
