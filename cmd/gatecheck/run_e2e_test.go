@@ -205,4 +205,3 @@ func auditGates(t *testing.T, cfg string) int {
 	}
 	return n
 }
-
