@@ -341,3 +341,5 @@ func TestCorruptRecordDecidesManual(t *testing.T) {
 		t.Fatalf("neighbour of a corrupt record: %+v", got)
 	}
 }
+
+func signWith(f *fixture, snap *engine.Snapshot) ([]byte, error) { return wire.SignSnapshot(snap, f.priv) }

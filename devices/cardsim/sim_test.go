@@ -194,3 +194,18 @@ func TestScriptValidation(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseScript: a script file is outside input; bad ones are refused, never panic.
+func FuzzParseScript(f *testing.F) {
+	f.Add([]byte(`{"baud":115200,"refind":true,"steps":[{"card":{"name":"张三","birth":"19491231","number":"11010519491231002X"},"fault":"noise","gap":2,"hold":1}]}`))
+	f.Add([]byte(`{"steps":[{"fault":"unplug","down":"200ms"}]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, err := cardsim.ParseScript(stringsReader(string(b)))
+		if err != nil {
+			return
+		}
+		if err := s.Validate(); err != nil {
+			t.Fatalf("parsed script does not validate: %v", err)
+		}
+	})
+}
