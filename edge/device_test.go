@@ -342,4 +342,6 @@ func TestCorruptRecordDecidesManual(t *testing.T) {
 	}
 }
 
-func signWith(f *fixture, snap *engine.Snapshot) ([]byte, error) { return wire.SignSnapshot(snap, f.priv) }
+func signWith(f *fixture, snap *engine.Snapshot) ([]byte, error) {
+	return wire.SignSnapshot(snap, f.priv)
+}
