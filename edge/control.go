@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"sync"
+	"syscall"
 	"time"
 
 	"github.com/gatecheck/gatecheck/edge/audit"
@@ -45,8 +47,9 @@ type Control struct {
 	started time.Time
 }
 
-// MaxImportBody bounds an import sent over the socket.
-const MaxImportBody = 4 << 30
+// MaxImportBody bounds an import sent over the socket (spooled to disk before it is read
+// twice); larger populations come by sync or by `gatecheck import` with the daemon stopped.
+const MaxImportBody = 512 << 20
 
 // Handler returns the API's routes.
 func (c *Control) Handler() http.Handler {
@@ -126,7 +129,7 @@ func (c *Control) importRecords(w http.ResponseWriter, r *http.Request) {
 	defer tmp.Close()
 	n, err := io.Copy(tmp, io.LimitReader(r.Body, MaxImportBody+1))
 	if err != nil {
-		writeErr(w, http.StatusBadRequest, fmt.Errorf("read import: %w", err))
+		writeErr(w, http.StatusInternalServerError, fmt.Errorf("spool import: %w", err))
 		return
 	}
 	if n > MaxImportBody {
@@ -153,6 +156,10 @@ func (c *Control) install(w http.ResponseWriter, r *http.Request) {
 	b, err := io.ReadAll(io.LimitReader(r.Body, wire.MaxSignedSize+1))
 	if err != nil {
 		writeErr(w, http.StatusBadRequest, err)
+		return
+	}
+	if len(b) > wire.MaxSignedSize {
+		writeErr(w, http.StatusRequestEntityTooLarge, fmt.Errorf("snapshot over %d bytes", wire.MaxSignedSize))
 		return
 	}
 	v, err := c.Device.InstallSnapshot(b, c.Daemon.cfg.Clock.Now())
@@ -222,8 +229,15 @@ func (c *Control) override(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p, err := c.Daemon.Override(r.Context(), b.Ref, b.Officer, b.Reason, o)
-	if err != nil {
-		writeErr(w, http.StatusUnprocessableEntity, err)
+	switch {
+	case errors.Is(err, ErrNoEntry):
+		writeErr(w, http.StatusNotFound, err)
+		return
+	case errors.Is(err, ErrBadOverride):
+		writeErr(w, http.StatusBadRequest, err)
+		return
+	case err != nil:
+		writeErr(w, http.StatusInternalServerError, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, p)
@@ -244,7 +258,7 @@ func (c *Control) entries(w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *Control) verify(w http.ResponseWriter, r *http.Request) {
-	rep, err := audit.Verify(c.Device.Store().DB(), c.DeviceID, c.DeviceKey)
+	rep, err := c.Audit.Verify(c.DeviceKey)
 	if err != nil {
 		writeJSON(w, http.StatusOK, map[string]any{"ok": false, "error": err.Error(), "report": rep})
 		return
@@ -285,15 +299,21 @@ func ServeControl(ctx context.Context, path string, h http.Handler, log *slog.Lo
 		return fmt.Errorf("control socket %s: another daemon is answering on it", path)
 	}
 	_ = os.Remove(path)
+	// Create the socket with its final mode: no moment with the process umask's.
+	old := syscall.Umask(0o117)
 	ln, err := net.Listen("unix", path)
+	syscall.Umask(old)
 	if err != nil {
 		return fmt.Errorf("control socket: %w", err)
 	}
-	if err := os.Chmod(path, 0o660); err != nil {
-		ln.Close()
-		return fmt.Errorf("control socket: %w", err)
-	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	// Handlers finish before ServeControl returns, so the caller may then close the store.
+	var inflight sync.WaitGroup
+	counted := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		inflight.Add(1)
+		defer inflight.Done()
+		h.ServeHTTP(w, r)
+	})
+	srv := &http.Server{Handler: counted, ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
@@ -301,9 +321,14 @@ func ServeControl(ctx context.Context, path string, h http.Handler, log *slog.Lo
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		err := srv.Shutdown(sctx)
+		if err != nil {
+			srv.Close()
+		}
+		inflight.Wait()
 		os.Remove(path)
 		return err
 	case err := <-errc:
+		inflight.Wait()
 		os.Remove(path)
 		if errors.Is(err, http.ErrServerClosed) {
 			return nil

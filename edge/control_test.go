@@ -98,7 +98,7 @@ func TestControlSocket(t *testing.T) {
 	if code := call("POST", "/v1/override", `{"ref":2,"officer":"0042","reason":"fever drugs for a child, test seen","outcome":"PASS"}`, &p); code != 200 || !p.GateOpened {
 		t.Fatalf("override: %d %+v", code, p)
 	}
-	if code := call("POST", "/v1/override", `{"ref":99,"officer":"0042","reason":"x","outcome":"PASS"}`, &e); code != 422 {
+	if code := call("POST", "/v1/override", `{"ref":99,"officer":"0042","reason":"x","outcome":"PASS"}`, &e); code != 404 {
 		t.Fatalf("override of a missing entry: %d %v", code, e)
 	}
 	var v struct {

@@ -61,6 +61,12 @@ const (
 	RuleOverride      = "officer.override"
 )
 
+// Errors of officer overrides.
+var (
+	ErrNoEntry     = errors.New("no such audit entry")
+	ErrBadOverride = errors.New("bad override")
+)
+
 // CompanionDefinition is the policy definition the companion rule asks of the accompanying
 // adult: a valid 48-hour test. A snapshot without it makes infants' passages MANUAL.
 const CompanionDefinition = "valid_test"
@@ -158,22 +164,31 @@ func (d *Daemon) Run(ctx context.Context) error {
 		<-ctx.Done()
 		return nil
 	}
-	d.readerUp.Store(true)
+	up := true
+	if c, ok := d.cfg.Reader.(interface{ Connected() bool }); ok {
+		up = c.Connected()
+	}
+	d.readerUp.Store(up)
 	var last string // the card on the reader, "" when none
+	empty := 0      // consecutive polls without a card
 	for ctx.Err() == nil {
 		card, err := d.cfg.Reader.Poll()
 		switch {
 		case errors.Is(err, ga467.ErrDisconnected):
 			d.ReaderErrors.Add(1)
-			d.readerUp.Store(false)
-			d.log.Warn("card reader disconnected; reopening", logKeyErr, err)
-			d.status("读卡器断开 card reader disconnected")
+			if d.readerUp.Swap(false) {
+				d.log.Warn("card reader disconnected; reopening", logKeyErr, err)
+				d.status("读卡器断开 card reader disconnected")
+			} else {
+				d.log.Warn("waiting for the card reader", logKeyErr, err)
+				d.status("等待读卡器 waiting for the card reader")
+			}
 			if err := d.cfg.Reader.Reconnect(ctx); err != nil {
 				return nil // ctx ended
 			}
 			d.readerUp.Store(true)
 			d.status("读卡器已连接 card reader reconnected")
-			last = ""
+			// last is kept: a card still on the reader after a glitch is not decided twice.
 		case err != nil:
 			d.ReaderErrors.Add(1)
 			var se *ga467.StatusError
@@ -181,14 +196,20 @@ func (d *Daemon) Run(ctx context.Context) error {
 				d.log.Error("card reader SAM fault: the reader needs service", logKeyErr, err)
 				d.status("读卡器安全模块故障 reader SAM fault: " + err.Error())
 			} else {
-				d.log.Warn("card read failed; retrying", logKeyErr, err)
+				d.log.Warn("card read failed", logKeyErr, err)
+				// Most readers do not find a card again until it is put back.
+				d.status("读卡失败，请重新放卡 card read failed - present the card again")
 			}
 		case card == nil:
-			last = ""
+			// Two empty polls in a row: the card was taken away.
+			if empty++; empty >= 2 {
+				last = ""
+			}
 		case card.Number == last:
 			// The same card still on a reader that finds it again: one card, one decision.
+			empty = 0
 		default:
-			last = card.Number
+			last, empty = card.Number, 0
 			if _, err := d.PresentCard(ctx, card); err != nil {
 				d.log.Error("passage not completed", logKeyErr, err)
 			}
@@ -260,17 +281,26 @@ func (d *Daemon) present(ctx context.Context, number engine.IDNumber, id *engine
 	}
 	pending := d.companion
 	if pending != nil && now.Sub(pending.at) > d.cfg.CompanionWindow {
-		pending = nil
+		pending, d.companion = nil, nil // no adult within the window: the officer handles it
 	}
-	d.companion = nil
 	p, err := d.record(ctx, dec, key[:], source, 0, number)
 	if err != nil {
-		return p, err
+		return p, err // the pending infant waits for a passage that was recorded
 	}
+	d.companion = nil
 	switch {
 	case dec.Outcome == engine.Companion:
 		d.companion = &companion{at: now, key: key[:], seq: p.Seq}
-	case pending != nil && id != nil:
+	case pending != nil && id == nil:
+		// The accompanying adult's card is unreadable or invalid: the infant cannot follow it.
+		infant := engine.Decision{Outcome: engine.Manual, Rule: engine.RuleInvalidID, SnapshotVersion: dec.SnapshotVersion, At: now,
+			ReasonZH: "同行成人证件无效，请人工核验", ReasonEN: "the accompanying adult's card is invalid: check by hand"}
+		ip, err := d.record(ctx, infant, pending.key, "companion", pending.seq, "")
+		p.Infant = &ip
+		if err != nil {
+			return p, err
+		}
+	case pending != nil:
 		infant := d.infantDecision(dec, *id, testOnly, now)
 		ip, err := d.record(ctx, infant, pending.key, "companion", pending.seq, "")
 		p.Infant = &ip
@@ -314,20 +344,22 @@ func (d *Daemon) infantDecision(adult engine.Decision, id engine.Identity, testO
 // record appends a decision, shows it, and opens the gate for a pass once it is durable.
 func (d *Daemon) record(ctx context.Context, dec engine.Decision, key []byte, source string, ref uint64, number engine.IDNumber) (Passage, error) {
 	opens := dec.Outcome.Opens()
-	entry, err := d.cfg.Audit.Append(auditEntry(dec, key, source, ref, opens))
+	gate := opens && d.cfg.Gate != nil // only a gate that exists opens
+	entry, err := d.cfg.Audit.Append(auditEntry(dec, key, source, ref, gate))
 	if err != nil {
 		// Nothing that cannot be recorded may open the gate.
 		d.log.Error("audit append failed; deciding MANUAL, gate stays shut", logKeyErr, err)
 		dec = engine.Decision{Outcome: engine.Manual, Rule: engine.RuleStore, SnapshotVersion: dec.SnapshotVersion, At: dec.At,
 			ReasonZH: "无法记录本次核验，请人工处理", ReasonEN: "this decision could not be recorded: the officer decides by hand", Error: err.Error()}
-		d.show(dec, number, source, false)
+		d.show(dec, label(number), source, false)
 		return Passage{Decision: dec}, fmt.Errorf("record decision: %w", err)
 	}
 	d.Decisions.Add(1)
-	d.show(dec, number, source, opens)
+	d.show(dec, label(number), source, gate)
 	p := Passage{Decision: dec, Seq: entry.Seq}
-	if opens && d.cfg.Gate != nil {
-		if err := d.cfg.Gate.Pulse(ctx); err != nil {
+	if gate {
+		// The entry says the gate opens: finish the pulse even if the caller goes away.
+		if err := d.cfg.Gate.Pulse(context.WithoutCancel(ctx)); err != nil {
 			d.log.Error("gate did not open", "seq", entry.Seq, logKeyErr, err)
 			return p, fmt.Errorf("open gate for entry %d: %w", entry.Seq, err)
 		}
@@ -343,16 +375,20 @@ func auditEntry(dec engine.Decision, key []byte, source string, ref uint64, gate
 		Outcome: dec.Outcome.String(), Rule: dec.Rule, Snapshot: dec.SnapshotVersion, Popups: dec.Popups, Gate: gate, Ref: ref}
 }
 
-func (d *Daemon) show(dec engine.Decision, number engine.IDNumber, source string, opens bool) {
+// label is what the display shows for a person: the masked number, never the plain one.
+func label(number engine.IDNumber) string {
+	if number == "" {
+		return "(accompanied infant)"
+	}
+	return number.Masked()
+}
+
+func (d *Daemon) show(dec engine.Decision, who, source string, opens bool) {
 	if d.cfg.Display == nil {
 		return
 	}
-	masked := "(companion)"
-	if number != "" {
-		masked = number.Masked()
-	}
 	err := d.cfg.Display.Show(display.Shown{Outcome: dec.Outcome.String(), Commuter: dec.Commuter(), Opens: opens,
-		ReasonZH: dec.ReasonZH, ReasonEN: dec.ReasonEN, Popups: dec.Popups, MaskedID: masked, Source: source, Time: dec.At.In(engine.Beijing)})
+		ReasonZH: dec.ReasonZH, ReasonEN: dec.ReasonEN, Popups: dec.Popups, MaskedID: who, Source: source, Time: dec.At.In(engine.Beijing)})
 	if err != nil {
 		d.log.Warn("display failed", logKeyErr, err)
 	}
@@ -362,34 +398,35 @@ func (d *Daemon) show(dec engine.Decision, number engine.IDNumber, source string
 // and a reason (both required), and opens the gate when the officer lets the traveller pass.
 func (d *Daemon) Override(ctx context.Context, ref uint64, officer, reason string, outcome engine.Outcome) (Passage, error) {
 	if officer == "" || reason == "" {
-		return Passage{}, errors.New("override: the officer and a reason are required")
+		return Passage{}, fmt.Errorf("override: %w: the officer and a reason are required", ErrBadOverride)
 	}
 	if outcome != engine.Pass && outcome != engine.Manual && outcome != engine.NeedTest && !(outcome >= engine.DenyPopup1 && outcome <= engine.DenyPopup5) {
-		return Passage{}, fmt.Errorf("override: outcome %s: an officer records PASS, a denial, NEED_TEST or MANUAL", outcome)
+		return Passage{}, fmt.Errorf("override: %w: outcome %s: an officer records PASS, a denial, NEED_TEST or MANUAL", ErrBadOverride, outcome)
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if ref == 0 || ref > d.cfg.Audit.Seq() {
-		return Passage{}, fmt.Errorf("override: no audit entry %d", ref)
+		return Passage{}, fmt.Errorf("override: %w: %d", ErrNoEntry, ref)
 	}
 	refd, err := d.cfg.Audit.Entries(ref, 1)
 	if err != nil || len(refd) == 0 {
 		return Passage{}, fmt.Errorf("override: read entry %d: %w", ref, err)
 	}
 	now := d.cfg.Clock.Now()
-	opens := outcome.Opens()
+	gate := outcome.Opens() && d.cfg.Gate != nil
 	entry, err := d.cfg.Audit.Append(audit.Entry{Kind: audit.KindOverride, TimeMs: now.UnixMilli(), Person: refd[0].Person,
-		Source: "officer", Outcome: outcome.String(), Rule: RuleOverride, Snapshot: refd[0].Snapshot, Gate: opens,
+		Source: "officer", Outcome: outcome.String(), Rule: RuleOverride, Snapshot: refd[0].Snapshot, Gate: gate,
 		Officer: officer, Reason: reason, Ref: ref})
 	if err != nil {
 		return Passage{}, fmt.Errorf("override: %w", err)
 	}
 	dec := engine.Decision{Outcome: outcome, Rule: RuleOverride, SnapshotVersion: refd[0].Snapshot, At: now,
 		ReasonZH: "执勤人员决定：" + reason, ReasonEN: "officer " + officer + ": " + reason}
-	d.show(dec, "", "officer", opens)
+	d.show(dec, fmt.Sprintf("override of entry %d", ref), "officer", gate)
+	d.log.Info("override", "seq", entry.Seq, "ref", ref, "outcome", outcome.String(), "officer", officer, "gate", gate)
 	p := Passage{Decision: dec, Seq: entry.Seq}
-	if opens && d.cfg.Gate != nil {
-		if err := d.cfg.Gate.Pulse(ctx); err != nil {
+	if gate {
+		if err := d.cfg.Gate.Pulse(context.WithoutCancel(ctx)); err != nil {
 			return p, fmt.Errorf("override: open gate: %w", err)
 		}
 		d.GateOpens.Add(1)

@@ -18,6 +18,7 @@ import (
 	"github.com/gatecheck/gatecheck/edge/audit"
 	"github.com/gatecheck/gatecheck/edge/config"
 	"github.com/gatecheck/gatecheck/edge/store"
+	"github.com/gatecheck/gatecheck/engine"
 )
 
 // OpenConfig opens the device a config file describes (store, trusted keys).
@@ -37,7 +38,7 @@ func OpenConfig(cfg *config.Config, log *slog.Logger) (*Device, error) {
 	})
 	if err != nil {
 		if strings.Contains(err.Error(), "Cannot acquire directory lock") {
-			return nil, fmt.Errorf("%w (is 'gatecheck run' using %s? its control socket is %s)", err, cfg.DataDir, cfg.ControlSocket)
+			return nil, fmt.Errorf("data directory %s is in use by another process - a 'gatecheck run' already running? (its control socket is %s)", cfg.DataDir, cfg.ControlSocket)
 		}
 		return nil, err
 	}
@@ -71,10 +72,11 @@ func Run(ctx context.Context, cfg *config.Config, opts RunOptions, log *slog.Log
 	if created {
 		log.Info("device key created", "path", cfg.DeviceKeyFile)
 	}
-	alog, err := audit.Open(d.Store().DB(), cfg.DeviceID, priv)
+	alog, err := audit.OpenDir(cfg.AuditDir, cfg.DeviceID, priv, log)
 	if err != nil {
 		return err
 	}
+	defer alog.Close()
 	dc := DaemonConfig{Device: d, Audit: alog, Clock: opts.Clock, Logger: log,
 		CompanionWindow: time.Duration(cfg.CompanionWindow)}
 	if cfg.Display == "console" {
@@ -99,12 +101,17 @@ func Run(ctx context.Context, cfg *config.Config, opts RunOptions, log *slog.Log
 		dc.Reader = reader
 	}
 	if g := cfg.Gate; g != nil {
-		gate, err := relay.Open(relay.Config{Path: g.Port, Baud: g.Baud, Pulse: time.Duration(g.Pulse)})
-		if err != nil {
-			return fmt.Errorf("gate: %w", err)
+		switch g.Kind {
+		case "log":
+			dc.Gate = &LogGate{Display: dc.Display, Clock: dc.Clock, Logger: log}
+		default:
+			gate, err := relay.Open(relay.Config{Path: g.Port, Baud: g.Baud, Pulse: time.Duration(g.Pulse)})
+			if err != nil {
+				return fmt.Errorf("gate: %w", err)
+			}
+			defer gate.Close()
+			dc.Gate = gate
 		}
-		defer gate.Close()
-		dc.Gate = gate
 	}
 	dm, err := NewDaemon(dc)
 	if err != nil {
@@ -139,6 +146,26 @@ func Run(ctx context.Context, cfg *config.Config, opts RunOptions, log *slog.Log
 		return err
 	}
 	log.Info("gatecheck stopped", "audit_seq", alog.Seq())
+	return nil
+}
+
+// LogGate is a gate without hardware: each opening is shown and logged.
+type LogGate struct {
+	Display Display
+	Clock   Clock
+	Logger  *slog.Logger
+}
+
+// Pulse shows and logs one opening.
+func (g *LogGate) Pulse(context.Context) error {
+	now := time.Now()
+	if g.Clock != nil {
+		now = g.Clock.Now()
+	}
+	g.Logger.Info("gate opened (log gate)")
+	if g.Display != nil {
+		return g.Display.Status(now.In(engine.Beijing), "闸机开启 gate opened (simulated)")
+	}
 	return nil
 }
 

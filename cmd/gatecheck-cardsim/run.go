@@ -43,6 +43,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer sim.Close()
 	fmt.Fprintf(stdout, "reader port: %s\n", sim.Path())
+	if *link != "" {
+		fmt.Fprintln(stdout, "(a symlink to the current pseudo-terminal; it moves when a step unplugs the reader)")
+	}
 	fmt.Fprintf(stdout, "playing %d steps; point the device's reader.port at the path above\n", len(s.Steps))
 	finished := sim.Finished()
 	for {

@@ -58,7 +58,7 @@ func openLocal(cfg *config.Config, log *slog.Logger, withAudit bool) (*local, er
 		d.Close()
 		return nil, err
 	}
-	if l.audit, err = audit.Open(d.Store().DB(), cfg.DeviceID, priv); err != nil {
+	if l.audit, err = audit.OpenDir(cfg.AuditDir, cfg.DeviceID, priv, log); err != nil {
 		d.Close()
 		return nil, err
 	}
@@ -70,7 +70,12 @@ func openLocal(cfg *config.Config, log *slog.Logger, withAudit bool) (*local, er
 	return l, nil
 }
 
-func (l *local) Close() error { return l.dev.Close() }
+func (l *local) Close() error {
+	if l.audit != nil {
+		l.audit.Close()
+	}
+	return l.dev.Close()
+}
 
 func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := cli.NewFlags("gatecheck run", stderr)
@@ -381,12 +386,7 @@ func auditCmd(args []string, stdout, stderr io.Writer) error {
 			if err != nil {
 				return err
 			}
-			l, err := openLocal(cfg, log, false)
-			if err != nil {
-				return err
-			}
-			defer l.Close()
-			res.Report, err = audit.Verify(l.dev.Store().DB(), cfg.DeviceID, pub)
+			res.Report, err = audit.VerifyDir(cfg.AuditDir, cfg.DeviceID, pub)
 			res.OK = err == nil
 			if err != nil {
 				res.Error = err.Error()
@@ -410,21 +410,17 @@ func auditCmd(args []string, stdout, stderr io.Writer) error {
 			if err != nil {
 				return err
 			}
-			l, err := openLocal(cfg, log, false)
+			al, err := audit.OpenDir(cfg.AuditDir, cfg.DeviceID, priv, log)
 			if err != nil {
 				return err
 			}
-			defer l.Close()
-			al, err := audit.Open(l.dev.Store().DB(), cfg.DeviceID, priv)
-			if err != nil {
-				return err
-			}
+			defer al.Close()
 			if list, err = al.Entries(*from, *n); err != nil {
 				return err
 			}
 		}
 		for _, e := range list {
-			fmt.Fprintf(stdout, "%6d  %s  %-8s %-7s %-14s %-30s snapshot %d", e.Seq, e.Time().In(engine.Beijing).Format("2006-01-02 15:04:05"),
+			fmt.Fprintf(stdout, "%6d  %s  %-8s %-9s %-14s %-30s snapshot %d", e.Seq, e.Time().In(engine.Beijing).Format("2006-01-02 15:04:05"),
 				e.Kind, e.Source, e.Outcome, e.Rule, e.Snapshot)
 			if e.Gate {
 				fmt.Fprint(stdout, "  GATE")

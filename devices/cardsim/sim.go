@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -44,6 +45,7 @@ type Sim struct {
 	mu            sync.Mutex
 	master, slave *os.File
 	path          string
+	closed        bool
 
 	events   chan Event
 	finished chan struct{}
@@ -123,6 +125,12 @@ func (s *Sim) plug() error {
 		_ = unix.IoctlSetTermios(int(sl.Fd()), unix.TCSETS, t)
 	}
 	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		m.Close()
+		sl.Close()
+		return errors.New("cardsim: closed")
+	}
 	s.master, s.slave, s.path = m, sl, sl.Name()
 	s.mu.Unlock()
 	if s.cfg.Link != "" {
@@ -172,6 +180,9 @@ func (s *Sim) Finished() <-chan struct{} { return s.finished }
 // Close stops the simulator and closes its pseudo-terminal. Safe to call more than once.
 func (s *Sim) Close() error {
 	s.closing.Do(func() {
+		s.mu.Lock()
+		s.closed = true
+		s.mu.Unlock()
 		s.cancel()
 		s.unplug()
 		<-s.done
@@ -204,8 +215,12 @@ func (s *Sim) run(ctx context.Context) {
 		for ctx.Err() == nil {
 			cmd, err := dec.ReadCommand()
 			if err != nil {
-				if errors.Is(err, ga467.ErrChecksum) || errors.Is(err, ga467.ErrLength) {
+				if errors.Is(err, ga467.ErrChecksum) {
 					s.send(m, ga467.EncodeResponse(0, 0, ga467.SWChecksum, nil))
+					continue
+				}
+				if errors.Is(err, ga467.ErrLength) {
+					s.send(m, ga467.EncodeResponse(0, 0, ga467.SWLength, nil))
 					continue
 				}
 				break // closed by unplug or Close
@@ -423,9 +438,9 @@ func (s *Sim) read(m *os.File, st *Step, card *ga467.Card) bool {
 
 func maskNumber(n string) string {
 	if len(n) <= 10 {
-		return n
+		return strings.Repeat("*", len(n))
 	}
-	return n[:6] + "********" + n[len(n)-4:]
+	return n[:6] + strings.Repeat("*", len(n)-10) + n[len(n)-4:]
 }
 
 func ucs2(s string, n int) []byte {

@@ -27,7 +27,7 @@ type OpenFunc func(path string, baud int, vtime time.Duration) (Port, error)
 func OpenSerial(path string, baud int, vtime time.Duration) (Port, error) {
 	p, err := serial.OpenPort(&serial.Config{Name: path, Baud: baud, ReadTimeout: vtime})
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", path, err)
+		return nil, err // already names the path
 	}
 	return p, nil
 }
@@ -140,6 +140,13 @@ func (r *Reader) open() error {
 	return nil
 }
 
+// Connected reports whether the port is open.
+func (r *Reader) Connected() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.port != nil
+}
+
 // Close closes the port. It is safe to call more than once.
 func (r *Reader) Close() error {
 	r.mu.Lock()
@@ -203,6 +210,11 @@ func (p *portReader) Read(b []byte) (int, error) {
 			return 0, ErrDisconnected
 		}
 		start := time.Now()
+		if start.After(p.deadline) {
+			// Checked on every read, not only on silence: a line full of noise must not keep
+			// a command waiting for ever.
+			return 0, ErrTimeout
+		}
 		n, err := port.Read(b)
 		if n > 0 {
 			return n, nil
@@ -341,7 +353,8 @@ func (r *Reader) ReadCard() (*Card, error) {
 		addr, err := r.Transact(CmdRead, ParaAddress, nil, r.cfg.CommandTimeout)
 		switch {
 		case errors.Is(err, ErrDisconnected):
-			return nil, err
+			// The card itself was read: decide on it; the next poll finds the reader gone.
+			r.log.Warn("card reader: disconnected while reading the appended address", "err", err)
 		case err != nil:
 			r.log.Warn("card reader: appended address not read", "err", err)
 		case addr.SW3 == SWOK:

@@ -94,7 +94,8 @@ func (r *Relay) set(on bool) error {
 }
 
 // Pulse closes the relay for the configured pulse and opens it again: one gate passage. The
-// relay is switched off even if ctx ends during the pulse.
+// relay is switched off even if ctx ends during the pulse, and then ctx's error is returned: a
+// cut-short pulse may not have opened the gate.
 func (r *Relay) Pulse(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -102,12 +103,17 @@ func (r *Relay) Pulse(ctx context.Context) error {
 		return err
 	}
 	t := time.NewTimer(r.cfg.Pulse)
+	var cut error
 	select {
 	case <-ctx.Done():
+		cut = ctx.Err()
 	case <-t.C:
 	}
 	t.Stop()
-	return r.set(false)
+	if err := r.set(false); err != nil {
+		return err
+	}
+	return cut
 }
 
 // Close switches the relay off and closes the port.

@@ -103,9 +103,10 @@ type Log struct {
 	device string
 	priv   ed25519.PrivateKey
 
-	mu   sync.Mutex
-	seq  uint64
-	prev [32]byte
+	mu    sync.Mutex
+	seq   uint64
+	prev  [32]byte
+	owned bool // Close closes db
 }
 
 // Open opens the log in db for a device, continuing from the signed head.
@@ -187,10 +188,12 @@ func (l *Log) Append(e Entry) (Entry, error) {
 	if err != nil {
 		return e, fmt.Errorf("append audit entry %d: %w", e.Seq, err)
 	}
+	// Committed: the chain moves on even if the sync below fails, so the next entry never
+	// overwrites this one.
+	l.seq, l.prev = e.Seq, hash
 	if err := l.db.Sync(); err != nil {
 		return e, fmt.Errorf("sync audit entry %d: %w", e.Seq, err)
 	}
-	l.seq, l.prev = e.Seq, hash
 	return e, nil
 }
 
@@ -264,6 +267,9 @@ func (v *Verifier) Finish(head Record) error {
 	var h Head
 	if err := wire.Unmarshal(head.Entry, &h); err != nil {
 		return fmt.Errorf("%w: head: %w", ErrMalformed, err)
+	}
+	if h.Device != v.device {
+		return fmt.Errorf("%w: head is from device %q", ErrHead, h.Device)
 	}
 	if h.Seq != v.next-1 || !bytes.Equal(h.Hash, v.prev[:]) {
 		return fmt.Errorf("%w: head names entry %d, the log ends at %d", ErrHead, h.Seq, v.next-1)

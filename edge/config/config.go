@@ -41,6 +41,9 @@ type Config struct {
 	// DeviceKeyFile is the device's Ed25519 key (PEM) that signs its audit log; created at
 	// first start if missing. Default: device.key in data_dir's parent directory.
 	DeviceKeyFile string `yaml:"device_key_file"`
+	// AuditDir is the audit log's own Badger directory (synced on every append). Default:
+	// audit in data_dir's parent directory.
+	AuditDir string `yaml:"audit_dir"`
 	// ControlSocket is the unix socket of the running daemon's control API. Default:
 	// gatecheck.sock in data_dir's parent directory.
 	ControlSocket string `yaml:"control_socket"`
@@ -69,7 +72,8 @@ type Reader struct {
 
 // Gate configures the gate output.
 type Gate struct {
-	// Kind is relay (a USB serial relay board, A0 01 01 A2 protocol). Required.
+	// Kind is relay (a USB serial relay board, A0 01 01 A2 protocol), or log (no hardware: each
+	// opening is printed and logged; for demos and bench tests). Required.
 	Kind string `yaml:"kind"`
 	// Port is the relay board's serial device. Required for relay.
 	Port string `yaml:"port"`
@@ -136,6 +140,10 @@ func Parse(b []byte, path string) (*Config, error) {
 	if c.DeviceKeyFile == "" && c.DataDir != "" {
 		c.DeviceKeyFile = filepath.Join(filepath.Dir(c.DataDir), "device.key")
 	}
+	if c.AuditDir == "" && c.DataDir != "" {
+		c.AuditDir = filepath.Join(filepath.Dir(c.DataDir), "audit")
+	}
+	c.AuditDir = abs(c.AuditDir)
 	if c.ControlSocket == "" && c.DataDir != "" {
 		c.ControlSocket = filepath.Join(filepath.Dir(c.DataDir), "gatecheck.sock")
 	}
@@ -205,9 +213,9 @@ func (c *Config) Validate() error {
 	}
 	if g := c.Gate; g != nil {
 		switch {
-		case g.Kind != "relay":
-			return bad("gate.kind", "%q: want relay (or leave gate out)", g.Kind)
-		case g.Port == "":
+		case g.Kind != "relay" && g.Kind != "log":
+			return bad("gate.kind", "%q: want relay or log (or leave gate out)", g.Kind)
+		case g.Kind == "relay" && g.Port == "":
 			return bad("gate.port", "required for a relay")
 		}
 	}

@@ -68,6 +68,9 @@ reader:
   port: %s
   baud: 115200
   poll_interval: 200ms
+# No gate hardware in the demo: each opening is printed. A railway gate uses kind: relay.
+gate:
+  kind: log
 display: console
 companion_window: 2m
 `, deviceDirRel, HashKeyFile, PubFile, filepath.Join(dir, QueueFile), filepath.Join(dir, ReaderLink), ReaderLink)
