@@ -1,92 +1,49 @@
 package audit
 
 import (
-	"bytes"
 	"crypto/ed25519"
-	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
-	"time"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/gatecheck/gatecheck/sync/wire"
 )
 
-// Kind is what an entry records.
-type Kind uint8
+// The audit formats live in sync/wire: the central server verifies uploaded records too.
+type (
+	// Kind is what an entry records.
+	Kind = wire.AuditKind
+	// Entry is one audit record's content.
+	Entry = wire.AuditEntry
+	// Record is an entry as stored and carried.
+	Record = wire.AuditRecord
+	// Head names the last entry.
+	Head = wire.AuditHead
+	// Verifier checks records in sequence order.
+	Verifier = wire.AuditVerifier
+)
 
 // Entry kinds.
 const (
-	KindDecision Kind = 1
-	KindOverride Kind = 2
+	KindDecision = wire.AuditDecision
+	KindOverride = wire.AuditOverride
 )
-
-func (k Kind) String() string {
-	switch k {
-	case KindDecision:
-		return "decision"
-	case KindOverride:
-		return "override"
-	}
-	return fmt.Sprintf("kind(%d)", uint8(k))
-}
-
-// Entry is one audit record's content.
-type Entry struct {
-	Seq      uint64 `cbor:"1,keyasint" json:"seq"`
-	Device   string `cbor:"2,keyasint" json:"device"`
-	TimeMs   int64  `cbor:"3,keyasint" json:"time_ms"`
-	Kind     Kind   `cbor:"4,keyasint" json:"kind"`
-	Person   []byte `cbor:"5,keyasint,omitempty" json:"person,omitempty"` // hashed store key, never the number
-	Source   string `cbor:"6,keyasint,omitempty" json:"source,omitempty"` // card, manual
-	Outcome  string `cbor:"7,keyasint,omitempty" json:"outcome,omitempty"`
-	Rule     string `cbor:"8,keyasint,omitempty" json:"rule,omitempty"`
-	Snapshot uint64 `cbor:"9,keyasint,omitempty" json:"snapshot,omitempty"`
-	Popups   []int  `cbor:"10,keyasint,omitempty" json:"popups,omitempty"`
-	Gate     bool   `cbor:"11,keyasint,omitempty" json:"gate,omitempty"` // the gate opens after this entry
-	Officer  string `cbor:"12,keyasint,omitempty" json:"officer,omitempty"`
-	Reason   string `cbor:"13,keyasint,omitempty" json:"reason,omitempty"` // an override's reason
-	Ref      uint64 `cbor:"14,keyasint,omitempty" json:"ref,omitempty"`    // the entry an override overrides
-	Prev     []byte `cbor:"15,keyasint" json:"-"`
-}
-
-// Time returns the entry's time.
-func (e *Entry) Time() time.Time { return time.UnixMilli(e.TimeMs) }
-
-// Record is an entry as stored and carried: its deterministic CBOR and the device's signature
-// over those bytes.
-type Record struct {
-	Entry []byte `cbor:"1,keyasint"`
-	Sig   []byte `cbor:"2,keyasint"`
-}
-
-// Hash is the record's SHA-256 over entry bytes and signature: what the next entry's Prev holds.
-func (r *Record) Hash() [32]byte {
-	h := sha256.New()
-	h.Write(r.Entry)
-	h.Write(r.Sig)
-	var out [32]byte
-	h.Sum(out[:0])
-	return out
-}
-
-// Head names the last entry; it is signed like an entry so a cut-off tail is found.
-type Head struct {
-	Device string `cbor:"1,keyasint"`
-	Seq    uint64 `cbor:"2,keyasint"`
-	Hash   []byte `cbor:"3,keyasint"`
-}
 
 // Errors Verify reports; match with errors.Is.
 var (
-	ErrGap       = errors.New("audit: entry missing (sequence gap)")
-	ErrSignature = errors.New("audit: bad signature")
-	ErrChain     = errors.New("audit: hash chain broken")
-	ErrHead      = errors.New("audit: head does not match the last entry")
-	ErrMalformed = errors.New("audit: malformed record")
+	ErrGap       = wire.ErrAuditGap
+	ErrSignature = wire.ErrAuditSignature
+	ErrChain     = wire.ErrAuditChain
+	ErrHead      = wire.ErrAuditHead
+	ErrMalformed = wire.ErrAuditMalformed
 )
+
+// NewVerifier verifies a device's log with its public key.
+func NewVerifier(device string, pub ed25519.PublicKey) *Verifier {
+	return wire.NewAuditVerifier(device, pub)
+}
 
 var (
 	prefixEntry = []byte("v1/audit/e/")
@@ -127,9 +84,12 @@ func Open(db *badger.DB, device string, priv ed25519.PrivateKey) (*Log, error) {
 		if err != nil {
 			return err
 		}
-		h, err := openHead(v, priv.Public().(ed25519.PublicKey))
+		h, err := wire.OpenAuditHead(v, priv.Public().(ed25519.PublicKey))
 		if err != nil {
 			return err
+		}
+		if h.Device != device {
+			return fmt.Errorf("%w: this log belongs to device %q", ErrHead, h.Device)
 		}
 		l.seq = h.Seq
 		copy(l.prev[:], h.Hash)
@@ -197,86 +157,6 @@ func (l *Log) Append(e Entry) (Entry, error) {
 	return e, nil
 }
 
-func decodeRecord(b []byte) (Record, error) {
-	var r Record
-	if err := wire.Unmarshal(b, &r); err != nil {
-		return r, fmt.Errorf("%w: %w", ErrMalformed, err)
-	}
-	return r, nil
-}
-
-func openHead(b []byte, pub ed25519.PublicKey) (Head, error) {
-	r, err := decodeRecord(b)
-	if err != nil {
-		return Head{}, err
-	}
-	if !ed25519.Verify(pub, r.Entry, r.Sig) {
-		return Head{}, fmt.Errorf("%w: head", ErrSignature)
-	}
-	var h Head
-	if err := wire.Unmarshal(r.Entry, &h); err != nil {
-		return Head{}, fmt.Errorf("%w: head: %w", ErrMalformed, err)
-	}
-	return h, nil
-}
-
-// Verifier checks records in sequence order: signatures, sequence, chain, and at the end the
-// head. Feed it from the device's store or from records a peer carried.
-type Verifier struct {
-	pub    ed25519.PublicKey
-	device string
-	next   uint64
-	prev   [32]byte
-	// Entries counts the entries verified.
-	Entries int
-}
-
-// NewVerifier verifies a device's log with its public key.
-func NewVerifier(device string, pub ed25519.PublicKey) *Verifier {
-	return &Verifier{pub: pub, device: device, next: 1}
-}
-
-// Add verifies the next record and returns its entry.
-func (v *Verifier) Add(r Record) (Entry, error) {
-	var e Entry
-	if !ed25519.Verify(v.pub, r.Entry, r.Sig) {
-		return e, fmt.Errorf("%w: entry after %d", ErrSignature, v.next-1)
-	}
-	if err := wire.Unmarshal(r.Entry, &e); err != nil {
-		return e, fmt.Errorf("%w: entry after %d: %w", ErrMalformed, v.next-1, err)
-	}
-	if e.Device != v.device {
-		return e, fmt.Errorf("%w: entry %d is from device %q", ErrSignature, e.Seq, e.Device)
-	}
-	if e.Seq != v.next {
-		return e, fmt.Errorf("%w: expected %d, found %d", ErrGap, v.next, e.Seq)
-	}
-	if !bytes.Equal(e.Prev, v.prev[:]) {
-		return e, fmt.Errorf("%w at entry %d", ErrChain, e.Seq)
-	}
-	v.prev, v.next = r.Hash(), v.next+1
-	v.Entries++
-	return e, nil
-}
-
-// Finish checks the signed head against the last record added.
-func (v *Verifier) Finish(head Record) error {
-	if !ed25519.Verify(v.pub, head.Entry, head.Sig) {
-		return fmt.Errorf("%w: head", ErrSignature)
-	}
-	var h Head
-	if err := wire.Unmarshal(head.Entry, &h); err != nil {
-		return fmt.Errorf("%w: head: %w", ErrMalformed, err)
-	}
-	if h.Device != v.device {
-		return fmt.Errorf("%w: head is from device %q", ErrHead, h.Device)
-	}
-	if h.Seq != v.next-1 || !bytes.Equal(h.Hash, v.prev[:]) {
-		return fmt.Errorf("%w: head names entry %d, the log ends at %d", ErrHead, h.Seq, v.next-1)
-	}
-	return nil
-}
-
 // Report is the result of verifying a stored log.
 type Report struct {
 	Entries   int
@@ -300,7 +180,7 @@ func Verify(db *badger.DB, device string, pub ed25519.PublicKey) (Report, error)
 			if err != nil {
 				return err
 			}
-			r, err := decodeRecord(b)
+			r, err := wire.DecodeAuditRecord(b)
 			if err != nil {
 				return err
 			}
@@ -336,7 +216,7 @@ func Verify(db *badger.DB, device string, pub ed25519.PublicKey) (Report, error)
 		if err != nil {
 			return err
 		}
-		hr, err := decodeRecord(hb)
+		hr, err := wire.DecodeAuditRecord(hb)
 		if err != nil {
 			return err
 		}
@@ -360,7 +240,7 @@ func (l *Log) Entries(from uint64, n int) ([]Entry, error) {
 			if err != nil {
 				return err
 			}
-			r, err := decodeRecord(b)
+			r, err := wire.DecodeAuditRecord(b)
 			if err != nil {
 				return err
 			}
