@@ -161,11 +161,11 @@ func Diff(old, new *engine.Facts) []Change {
 		}
 		return []Change{{Op: OpDelete}}
 	}
+	replace := []Change{{Op: OpReplace, Facts: cloneFacts(new)}}
 	if old == nil {
-		old = &engine.Facts{Schema: 1}
+		return replace // a new person: known, even with no facts yet
 	}
 	var out []Change
-	replace := []Change{{Op: OpReplace, Facts: cloneFacts(new)}}
 	for _, t := range old.Tests {
 		if !slices.Contains(new.Tests, t) {
 			return replace
