@@ -28,8 +28,8 @@ type Batch struct {
 	To         uint64   `cbor:"2,keyasint"`
 	Changes    []Change `cbor:"3,keyasint,omitempty"`
 	Snapshot   uint64   `cbor:"4,keyasint,omitempty"` // the lowest snapshot version these records need
-	Count      uint64   `cbor:"5,keyasint"`           // people held at To
-	Digest     []byte   `cbor:"6,keyasint"`           // population digest at To (32 bytes)
+	Count      uint64   `cbor:"5,keyasint"`           // people held at To (with Digest)
+	Digest     []byte   `cbor:"6,keyasint"`           // population digest at To (32 bytes) when To is the server's cursor; empty otherwise
 	ServerTime int64    `cbor:"7,keyasint"`           // Unix milliseconds when the batch was signed
 	Bootstrap  bool     `cbor:"8,keyasint,omitempty"` // a chunk of a full bootstrap stream
 	Last       bool     `cbor:"9,keyasint,omitempty"` // the last chunk of a bootstrap stream
@@ -58,14 +58,23 @@ func VerifyBatch(signed []byte, keys KeyRing) (*Batch, Verified, error) {
 	if err := decMode.Unmarshal(v.Payload, &b); err != nil {
 		return nil, v, fmt.Errorf("%w: decode batch: %w", ErrMalformed, err)
 	}
-	if b.To < b.From || len(b.Changes) > MaxBatchChanges || len(b.Digest) != 32 {
+	if b.To < b.From || len(b.Changes) > MaxBatchChanges || (len(b.Digest) != 0 && len(b.Digest) != 32) || (b.Last && len(b.Digest) != 32) {
 		return nil, v, fmt.Errorf("%w: batch (%d, %d] with %d changes", ErrMalformed, b.From, b.To, len(b.Changes))
 	}
 	prev := b.From
 	for i := range b.Changes {
 		c := &b.Changes[i]
-		if c.Cursor <= prev || c.Cursor > b.To || len(c.Key) != 16 {
-			return nil, v, fmt.Errorf("%w: change %d: cursor %d outside (%d, %d] or bad key", ErrMalformed, i, c.Cursor, prev, b.To)
+		if len(c.Key) != 16 {
+			return nil, v, fmt.Errorf("%w: change %d: key of %d bytes", ErrMalformed, i, len(c.Key))
+		}
+		if b.Bootstrap {
+			if c.Op != OpReplace || c.Cursor != 0 {
+				return nil, v, fmt.Errorf("%w: bootstrap change %d is not a replace", ErrMalformed, i)
+			}
+			continue
+		}
+		if c.Cursor <= prev || c.Cursor > b.To {
+			return nil, v, fmt.Errorf("%w: change %d: cursor %d outside (%d, %d]", ErrMalformed, i, c.Cursor, prev, b.To)
 		}
 		prev = c.Cursor
 	}
