@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
+	"io"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -115,5 +116,13 @@ func TestControlSocket(t *testing.T) {
 	// A second daemon on the same socket is refused.
 	if err := edge.ServeControl(context.Background(), sock, http.NotFoundHandler(), nil); err == nil {
 		t.Fatal("a second server took over a live socket")
+	}
+}
+
+func jsonDecode(t *testing.T, r io.ReadCloser, v any) {
+	t.Helper()
+	defer r.Close()
+	if err := json.NewDecoder(r).Decode(v); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -33,6 +33,33 @@ type Device struct {
 	set       engine.SnapshotSet
 	// refused lists stored snapshots that failed verification at start, for status.
 	refused []error
+
+	// Trusted time: the server's time at the last sync and the local clock reading (with its
+	// monotonic part) taken at that moment.
+	timeMu              sync.Mutex
+	trustedAt, anchorAt time.Time
+}
+
+// ClockJumpLimit is how far the wall clock may move beyond what the monotonic clock explains
+// since the last trusted time before decisions become MANUAL (the Swiss verifier's 2 hours).
+const ClockJumpLimit = 2 * time.Hour
+
+// SetTrustedTime anchors trusted time: the server said serverTime when the local clock read
+// local.
+func (d *Device) SetTrustedTime(serverTime, local time.Time) {
+	d.timeMu.Lock()
+	defer d.timeMu.Unlock()
+	d.trustedAt, d.anchorAt = serverTime, local
+}
+
+// clockCheck returns why now cannot be trusted, or "". elapsed is the monotonic time since the
+// anchor; wall the wall-clock time since it.
+func clockCheck(trustedAt time.Time, elapsed, wall time.Duration) string {
+	if jump := wall - elapsed; jump > ClockJumpLimit || jump < -ClockJumpLimit {
+		return fmt.Sprintf("the wall clock moved %s against the monotonic clock since the last sync at %s",
+			jump.Round(time.Second), trustedAt.In(engine.Beijing).Format(time.RFC3339))
+	}
+	return ""
 }
 
 // Open opens the store and loads every stored snapshot, verifying each again (signature and
@@ -190,6 +217,16 @@ func (d *Device) Decide(id engine.Identity, req CheckRequest, now time.Time) eng
 	if !req.WhatIf && !cond.LastSync.IsZero() && now.Before(cond.LastSync.Add(-ClockSkew)) {
 		cond.ClockUntrusted = fmt.Sprintf("the clock reads %s, before the last data refresh at %s",
 			now.In(engine.Beijing).Format(time.RFC3339), cond.LastSync.In(engine.Beijing).Format(time.RFC3339))
+	}
+	if !req.WhatIf && cond.ClockUntrusted == "" {
+		d.timeMu.Lock()
+		trustedAt, anchor := d.trustedAt, d.anchorAt
+		d.timeMu.Unlock()
+		if !anchor.IsZero() {
+			// now.Sub(anchor) uses the monotonic readings when both carry one; the wall
+			// difference strips them.
+			cond.ClockUntrusted = clockCheck(trustedAt, now.Sub(anchor), now.Round(0).Sub(anchor.Round(0)))
+		}
 	}
 	d.mu.RLock()
 	defer d.mu.RUnlock()

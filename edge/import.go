@@ -111,6 +111,12 @@ func (d *Device) Import(ctx context.Context, r io.ReadSeeker, now time.Time, pro
 	if err := w.Flush(); err != nil {
 		return st, fmt.Errorf("import (safe to re-run): %w", err)
 	}
+	if w.Count() > 0 {
+		// Records from outside sync: the next sync replaces them with the server's.
+		if err := d.store.MarkLocalImport(); err != nil {
+			return st, err
+		}
+	}
 	d.log.Info("import done", "upserts", st.Upserts, "deletes", st.Deletes)
 	return st, nil
 }

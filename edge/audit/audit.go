@@ -48,6 +48,7 @@ func NewVerifier(device string, pub ed25519.PublicKey) *Verifier {
 var (
 	prefixEntry = []byte("v1/audit/e/")
 	keyHead     = []byte("v1/audit/head")
+	keyAcked    = []byte("v1/audit/acked") // last sequence the central acknowledged
 )
 
 func entryKey(seq uint64) []byte {
@@ -256,4 +257,59 @@ func (l *Log) Entries(from uint64, n int) ([]Entry, error) {
 		return nil, fmt.Errorf("list audit entries: %w", err)
 	}
 	return out, nil
+}
+
+// Records returns up to n stored records after sequence seq, as they are carried upstream.
+func (l *Log) Records(after uint64, n int) ([]Record, error) {
+	var out []Record
+	err := l.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefixEntry, PrefetchValues: true, PrefetchSize: 64})
+		defer it.Close()
+		for it.Seek(entryKey(after + 1)); it.Valid() && len(out) < n; it.Next() {
+			b, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			r, err := wire.DecodeAuditRecord(b)
+			if err != nil {
+				return err
+			}
+			out = append(out, r)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read audit records: %w", err)
+	}
+	return out, nil
+}
+
+// Acked returns the last sequence the central server acknowledged.
+func (l *Log) Acked() (uint64, error) {
+	var v uint64
+	err := l.db.View(func(txn *badger.Txn) error {
+		it, err := txn.Get(keyAcked)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return it.Value(func(b []byte) error {
+			if len(b) == 8 {
+				v = binary.BigEndian.Uint64(b)
+			}
+			return nil
+		})
+	})
+	return v, err
+}
+
+// SetAcked records the central's acknowledgement (never moving backwards).
+func (l *Log) SetAcked(seq uint64) error {
+	cur, err := l.Acked()
+	if err != nil || seq <= cur {
+		return err
+	}
+	return l.db.Update(func(txn *badger.Txn) error { return txn.Set(keyAcked, binary.BigEndian.AppendUint64(nil, seq)) })
 }

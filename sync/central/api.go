@@ -1,6 +1,7 @@
 package central
 
 import (
+	"bytes"
 	"compress/gzip"
 	"crypto/ed25519"
 	"encoding/binary"
@@ -298,7 +299,19 @@ func (s *Server) StoreAudit(d *Device, recs []wire.AuditRecord) (uint64, error) 
 				return fmt.Errorf("%w: %w", wire.ErrAuditMalformed, err)
 			}
 			if e.Seq < v.Next() {
-				continue // already stored: a retry
+				// Already stored: a retry must carry the same record.
+				stored, err := get(txn, auditKey(dev.ID, e.Seq))
+				if err != nil {
+					return err
+				}
+				again, err := wire.Marshal(r)
+				if err != nil {
+					return err
+				}
+				if !bytes.Equal(stored, again) {
+					return fmt.Errorf("%w: entry %d differs from the one already stored", wire.ErrAuditChain, e.Seq)
+				}
+				continue
 			}
 			if _, err := v.Add(r); err != nil {
 				return err

@@ -135,3 +135,16 @@ func UnverifiedPayload(signed []byte, contentType string) (payload []byte, keyID
 	kid, _ := msg.Headers.Protected[cose.HeaderLabelKeyID].([]byte)
 	return msg.Payload, string(kid), nil
 }
+
+// UnverifiedVersion reads a snapshot's version without verifying it (for reports only).
+func UnverifiedVersion(signed []byte) (uint64, error) {
+	p, _, err := UnverifiedPayload(signed, ContentSnapshot)
+	if err != nil {
+		return 0, err
+	}
+	s, err := DecodeSnapshot(p)
+	if err != nil {
+		return 0, err
+	}
+	return s.Version, nil
+}

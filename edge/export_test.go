@@ -1,0 +1,8 @@
+package edge
+
+import "time"
+
+// ClockCheckForTest exposes clockCheck to the external tests.
+func ClockCheckForTest(trustedAt time.Time, elapsed, wall time.Duration) string {
+	return clockCheck(trustedAt, elapsed, wall)
+}

@@ -1,0 +1,251 @@
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/gatecheck/gatecheck/engine"
+	"github.com/gatecheck/gatecheck/sync/wire"
+)
+
+var (
+	keyCursor   = []byte("v1/meta/sync_cursor")
+	keyCount    = []byte("v1/meta/sync_count")
+	keyDigest   = []byte("v1/meta/sync_digest")
+	keyLocalImp = []byte("v1/meta/local_import")
+)
+
+// ErrGap reports a batch that does not start at the device's cursor.
+var ErrGap = errors.New("batch does not start at the device's cursor")
+
+// SyncState is the store's sync position.
+type SyncState struct {
+	Cursor      uint64
+	Count       uint64
+	Digest      wire.Digest
+	Synced      bool // a bootstrap has completed
+	LocalImport bool // records were imported locally since (they are not the server's)
+}
+
+// SyncState reads the sync position.
+func (s *Store) SyncState() (SyncState, error) {
+	var st SyncState
+	err := s.db.View(func(txn *badger.Txn) error {
+		for _, f := range []struct {
+			k  []byte
+			fn func([]byte)
+		}{
+			{keyCursor, func(b []byte) { st.Cursor, st.Synced = binary.BigEndian.Uint64(b), true }},
+			{keyCount, func(b []byte) { st.Count = binary.BigEndian.Uint64(b) }},
+			{keyDigest, func(b []byte) { copy(st.Digest[:], b) }},
+			{keyLocalImp, func([]byte) { st.LocalImport = true }},
+		} {
+			it, err := txn.Get(f.k)
+			if errors.Is(err, badger.ErrKeyNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if err := it.Value(func(v []byte) error {
+				if len(v) != 8 && len(v) != 32 && len(v) != 1 {
+					return fmt.Errorf("%w: %s", ErrCorrupt, f.k)
+				}
+				f.fn(v)
+				return nil
+			}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return st, err
+}
+
+func be8(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
+
+// ApplyBatch applies a verified delta batch: every change, the new cursor, count and digest in
+// one transaction, then fsync. A batch the device already holds is a no-op; one that does not
+// start at the cursor is refused with ErrGap and changes nothing.
+func (s *Store) ApplyBatch(b *wire.Batch) error {
+	err := s.db.Update(func(txn *badger.Txn) error {
+		st, err := readSyncState(txn)
+		if err != nil {
+			return err
+		}
+		if b.To <= st.Cursor && st.Synced {
+			return errDuplicate
+		}
+		if b.From != st.Cursor {
+			return fmt.Errorf("%w: batch (%d, %d], device at %d", ErrGap, b.From, b.To, st.Cursor)
+		}
+		for i := range b.Changes {
+			c := &b.Changes[i]
+			var key PersonKey
+			copy(key[:], c.Key)
+			pk := personKey(key)
+			var old *engine.Facts
+			item, err := txn.Get(pk)
+			switch {
+			case errors.Is(err, badger.ErrKeyNotFound):
+			case err != nil:
+				return err
+			default:
+				old = new(engine.Facts)
+				if err := item.Value(func(v []byte) error { return wire.DecodeFacts(v, old) }); err != nil {
+					return fmt.Errorf("change %d: stored record: %w", c.Cursor, err)
+				}
+			}
+			next, err := wire.Apply(old, c)
+			if err != nil {
+				return fmt.Errorf("change %d: %w", c.Cursor, err)
+			}
+			if old != nil {
+				h, _ := wire.RecordHash(c.Key, old)
+				st.Digest.Toggle(h)
+				st.Count--
+			}
+			if next == nil {
+				if err := txn.Delete(pk); err != nil {
+					return err
+				}
+				continue
+			}
+			h, _ := wire.RecordHash(c.Key, next)
+			st.Digest.Toggle(h)
+			st.Count++
+			v, err := wire.EncodeFacts(next)
+			if err != nil {
+				return err
+			}
+			if err := txn.Set(pk, v); err != nil {
+				return err
+			}
+		}
+		return writeSyncState(txn, b.To, st)
+	})
+	if errors.Is(err, errDuplicate) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("apply batch (%d, %d]: %w", b.From, b.To, err)
+	}
+	if err := s.SetLastRefresh(time.UnixMilli(b.ServerTime)); err != nil {
+		return err
+	}
+	return s.Sync()
+}
+
+var errDuplicate = errors.New("duplicate batch")
+
+func readSyncState(txn *badger.Txn) (SyncState, error) {
+	var st SyncState
+	get := func(k []byte) ([]byte, error) {
+		it, err := txn.Get(k)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		return it.ValueCopy(nil)
+	}
+	b, err := get(keyCursor)
+	if err != nil {
+		return st, err
+	}
+	if len(b) == 8 {
+		st.Cursor, st.Synced = binary.BigEndian.Uint64(b), true
+	}
+	if b, err = get(keyCount); err != nil {
+		return st, err
+	} else if len(b) == 8 {
+		st.Count = binary.BigEndian.Uint64(b)
+	}
+	if b, err = get(keyDigest); err != nil {
+		return st, err
+	}
+	copy(st.Digest[:], b)
+	return st, nil
+}
+
+func writeSyncState(txn *badger.Txn, cursor uint64, st SyncState) error {
+	for _, kv := range [][2][]byte{{keyCursor, be8(cursor)}, {keyCount, be8(st.Count)}, {keyDigest, st.Digest[:]}} {
+		if err := txn.Set(kv[0], kv[1]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Bootstrap replaces every person record with the stream's: it drops the records, writes each
+// chunk, and - after checking the last chunk's count and digest against what was written -
+// records the cursor. A failure part-way leaves the device marked as needing a bootstrap.
+func (s *Store) Bootstrap(next func() (*wire.Batch, error)) error {
+	// Until the end, the device holds no server state: mark it first.
+	if err := s.db.Update(func(txn *badger.Txn) error {
+		for _, k := range [][]byte{keyCursor, keyCount, keyDigest} {
+			if err := txn.Delete(k); err != nil {
+				return err
+			}
+		}
+		return txn.Delete(keyLocalImp)
+	}); err != nil {
+		return fmt.Errorf("bootstrap: %w", err)
+	}
+	if err := s.db.DropPrefix(prefixPerson); err != nil {
+		return fmt.Errorf("bootstrap: drop records: %w", err)
+	}
+	var st SyncState
+	for {
+		b, err := next()
+		if err != nil {
+			return err
+		}
+		wb := s.db.NewWriteBatch()
+		for i := range b.Changes {
+			c := &b.Changes[i]
+			var key PersonKey
+			copy(key[:], c.Key)
+			v, err := wire.EncodeFacts(c.Facts)
+			if err != nil {
+				wb.Cancel()
+				return err
+			}
+			h, _ := wire.RecordHash(c.Key, c.Facts)
+			st.Digest.Toggle(h)
+			st.Count++
+			if err := wb.Set(personKey(key), v); err != nil {
+				wb.Cancel()
+				return err
+			}
+		}
+		if err := wb.Flush(); err != nil {
+			return fmt.Errorf("bootstrap: write: %w", err)
+		}
+		if !b.Last {
+			continue
+		}
+		var want wire.Digest
+		copy(want[:], b.Digest)
+		if st.Count != b.Count || !st.Digest.Equal(want) {
+			return fmt.Errorf("bootstrap: %d records written, the server has %d (digests differ: %v)", st.Count, b.Count, !st.Digest.Equal(want))
+		}
+		if err := s.db.Update(func(txn *badger.Txn) error { return writeSyncState(txn, b.To, st) }); err != nil {
+			return fmt.Errorf("bootstrap: %w", err)
+		}
+		if err := s.SetLastRefresh(time.UnixMilli(b.ServerTime)); err != nil {
+			return err
+		}
+		return s.Sync()
+	}
+}
+
+// MarkLocalImport records that local imports changed records behind sync's back: the next
+// sync re-bootstraps.
+func (s *Store) MarkLocalImport() error {
+	return s.db.Update(func(txn *badger.Txn) error { return txn.Set(keyLocalImp, []byte{1}) })
+}

@@ -1,0 +1,447 @@
+package client
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/ed25519"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gatecheck/gatecheck/sync/wire"
+)
+
+// State is what the device holds, as sync sees it.
+type State struct {
+	Cursor        uint64
+	Count         uint64
+	Digest        wire.Digest
+	Snapshot      uint64 // highest snapshot version held
+	AuditAcked    uint64 // last audit sequence the central acknowledged
+	AuditSeq      uint64 // last audit sequence written
+	NeedBootstrap bool   // the device has never synced, or holds records from local imports
+}
+
+// Applier is the device's store as sync drives it.
+type Applier interface {
+	// SyncState reports the device's position.
+	SyncState() (State, error)
+	// InstallSnapshot verifies and installs a signed snapshot (refusing rollbacks).
+	InstallSnapshot(signed []byte) error
+	// ApplyBatch applies a verified batch and its cursor in one durable write. A batch the
+	// device already holds (To <= cursor) is a no-op; one that does not start at the cursor
+	// is refused (ErrGap).
+	ApplyBatch(b *wire.Batch) error
+	// Bootstrap replaces every record with the stream's, chunk by chunk (next returns io.EOF
+	// after the last), and checks the final count and digest before moving the cursor.
+	Bootstrap(next func() (*wire.Batch, error)) error
+	// AuditAfter returns up to n audit records after sequence seq.
+	AuditAfter(seq uint64, n int) ([]wire.AuditRecord, error)
+	// AuditAcked records that the central holds every entry up to seq.
+	AuditAcked(seq uint64) error
+	// Synced records a successful sync at the server's time.
+	Synced(serverTime time.Time) error
+}
+
+// Errors.
+var (
+	// ErrGap reports a batch that does not start at the device's cursor (from the future).
+	ErrGap = errors.New("sync: batch does not start at the device's cursor")
+	// ErrDiverged reports a reconciliation that failed: the device re-bootstraps.
+	ErrDiverged = errors.New("sync: device records differ from the server's")
+	// ErrSnapshotMissing reports a batch that needs a snapshot the device does not hold.
+	ErrSnapshotMissing = errors.New("sync: batch needs a newer snapshot")
+	// ErrHTTP reports a refused request.
+	ErrHTTP = errors.New("sync: request refused")
+)
+
+// Config configures a Client.
+type Config struct {
+	// URL of the central server, e.g. http://10.0.0.1:8443. Required.
+	URL string
+	// DeviceID and Key identify and sign for the device. Required.
+	DeviceID string
+	Key      ed25519.PrivateKey
+	// Keys verify batches (the central key) and snapshots (policy authority). Required.
+	Keys wire.KeyRing
+	// HTTP; nil means a client with a 60 s timeout.
+	HTTP *http.Client
+	// AuditBatch bounds one audit upload; zero means 500.
+	AuditBatch int
+	// Logger; nil discards logs.
+	Logger *slog.Logger
+}
+
+// Client syncs one device.
+type Client struct {
+	cfg Config
+	log *slog.Logger
+}
+
+// New checks the config.
+func New(cfg Config) (*Client, error) {
+	if cfg.URL == "" || cfg.DeviceID == "" || len(cfg.Key) != ed25519.PrivateKeySize || len(cfg.Keys) == 0 {
+		return nil, errors.New("sync: url, device id, device key and trusted keys are required")
+	}
+	cfg.URL = strings.TrimRight(cfg.URL, "/")
+	if cfg.HTTP == nil {
+		cfg.HTTP = &http.Client{Timeout: 60 * time.Second}
+	}
+	if cfg.AuditBatch == 0 {
+		cfg.AuditBatch = 500
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Client{cfg: cfg, log: cfg.Logger}, nil
+}
+
+// do sends one signed request and returns the (decompressed) response body reader.
+func (c *Client) do(ctx context.Context, method, pathQuery string, body []byte) (io.ReadCloser, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.cfg.URL+"/v1/nonce", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.cfg.HTTP.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("sync: nonce: %w", err)
+	}
+	var n struct {
+		Nonce string `json:"nonce"`
+	}
+	err = json.NewDecoder(io.LimitReader(resp.Body, 1024)).Decode(&n)
+	resp.Body.Close()
+	if err != nil || n.Nonce == "" {
+		return nil, fmt.Errorf("sync: nonce: %v (status %s)", err, resp.Status)
+	}
+	req, err = http.NewRequestWithContext(ctx, method, c.cfg.URL+pathQuery, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set(wire.HeaderDevice, c.cfg.DeviceID)
+	req.Header.Set(wire.HeaderNonce, n.Nonce)
+	req.Header.Set(wire.HeaderSignature, wire.SignRequest(c.cfg.Key, method, pathQuery, n.Nonce, body))
+	req.Header.Set("Accept-Encoding", "gzip")
+	resp, err = c.cfg.HTTP.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("sync: %s %s: %w", method, pathQuery, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		resp.Body.Close()
+		return nil, &StatusError{Code: resp.StatusCode, Msg: strings.TrimSpace(string(msg)), Path: pathQuery}
+	}
+	if resp.Header.Get("Content-Encoding") == "gzip" {
+		zr, err := gzip.NewReader(resp.Body)
+		if err != nil {
+			resp.Body.Close()
+			return nil, fmt.Errorf("sync: gzip: %w", err)
+		}
+		return struct {
+			io.Reader
+			io.Closer
+		}{zr, resp.Body}, nil
+	}
+	return resp.Body, nil
+}
+
+// StatusError is a request the server refused.
+type StatusError struct {
+	Code int
+	Msg  string
+	Path string
+}
+
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("sync: %s: %d %s", e.Path, e.Code, e.Msg)
+}
+
+// Unwrap lets errors.Is(err, ErrHTTP) match.
+func (e *StatusError) Unwrap() error { return ErrHTTP }
+
+func (c *Client) get(ctx context.Context, pathQuery string, limit int64) ([]byte, error) {
+	rc, err := c.do(ctx, http.MethodGet, pathQuery, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("sync: read %s: %w", pathQuery, err)
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("sync: %s: %w", pathQuery, wire.ErrTooLarge)
+	}
+	return b, nil
+}
+
+// Report is what one sync did.
+type Report struct {
+	Snapshots     []uint64
+	Refused       []error
+	Batches       int
+	Changes       int
+	Bootstrapped  bool
+	Cursor        uint64
+	Reconciled    bool
+	AuditUploaded int
+	AuditAcked    uint64
+	ServerTime    time.Time
+}
+
+// SyncOnce runs one full sync: snapshots, then (bootstrap if needed and) deltas until caught
+// up with a reconciliation, then the audit upload.
+func (c *Client) SyncOnce(ctx context.Context, a Applier) (Report, error) {
+	var rep Report
+	st, err := a.SyncState()
+	if err != nil {
+		return rep, err
+	}
+	if err := c.pullSnapshots(ctx, a, st.Snapshot, &rep); err != nil {
+		return rep, err
+	}
+	if st.NeedBootstrap {
+		if err := c.bootstrap(ctx, a, &rep); err != nil {
+			return rep, err
+		}
+	}
+	rebootstrapped := false
+	for {
+		st, err = a.SyncState()
+		if err != nil {
+			return rep, err
+		}
+		b, err := c.pullBatch(ctx, st.Cursor)
+		var se *StatusError
+		if errors.As(err, &se) && se.Code == http.StatusConflict {
+			// The device is ahead of the server (a restored server): start over.
+			c.log.Warn("device cursor ahead of the server; bootstrapping", "cursor", st.Cursor)
+			if err := c.bootstrap(ctx, a, &rep); err != nil {
+				return rep, err
+			}
+			continue
+		}
+		if err != nil {
+			return rep, err
+		}
+		if b.From != st.Cursor {
+			return rep, fmt.Errorf("%w: batch (%d, %d], device at %d", ErrGap, b.From, b.To, st.Cursor)
+		}
+		if b.Snapshot > st.Snapshot {
+			// Records that belong with rules the device lacks: fetch them first.
+			if err := c.pullSnapshots(ctx, a, st.Snapshot, &rep); err != nil {
+				return rep, err
+			}
+			if st2, _ := a.SyncState(); st2.Snapshot < b.Snapshot {
+				return rep, fmt.Errorf("%w: records at cursor %d need snapshot %d, device holds %d", ErrSnapshotMissing, b.To, b.Snapshot, st2.Snapshot)
+			}
+		}
+		if err := a.ApplyBatch(b); err != nil {
+			return rep, fmt.Errorf("apply batch (%d, %d]: %w", b.From, b.To, err)
+		}
+		rep.Batches++
+		rep.Changes += len(b.Changes)
+		rep.Cursor = b.To
+		rep.ServerTime = time.UnixMilli(b.ServerTime)
+		if len(b.Digest) == 32 {
+			// Caught up: reconcile with the server's count and digest at this cursor.
+			st, err = a.SyncState()
+			if err != nil {
+				return rep, err
+			}
+			if st.Count != b.Count || !bytes.Equal(st.Digest[:], b.Digest) {
+				err := fmt.Errorf("%w: at cursor %d the device holds %d records, the server %d (digests differ: %v)",
+					ErrDiverged, b.To, st.Count, b.Count, !bytes.Equal(st.Digest[:], b.Digest))
+				if rebootstrapped {
+					return rep, err
+				}
+				// A silent gap: replace everything with the server's records, once.
+				c.log.Error("reconciliation failed; bootstrapping", "err", err)
+				rep.Refused = append(rep.Refused, err)
+				rebootstrapped = true
+				if err := c.bootstrap(ctx, a, &rep); err != nil {
+					return rep, err
+				}
+				continue
+			}
+			rep.Reconciled = true
+			break
+		}
+	}
+	if err := c.uploadAudit(ctx, a, &rep); err != nil {
+		return rep, err
+	}
+	if err := a.Synced(rep.ServerTime); err != nil {
+		return rep, err
+	}
+	return rep, nil
+}
+
+func (c *Client) pullSnapshots(ctx context.Context, a Applier, after uint64, rep *Report) error {
+	b, err := c.get(ctx, fmt.Sprintf("/v1/snapshots?after=%d", after), 64<<20)
+	if err != nil {
+		return err
+	}
+	var list [][]byte
+	if err := wire.Unmarshal(b, &list); err != nil {
+		return fmt.Errorf("sync: snapshot list: %w", err)
+	}
+	for _, s := range list {
+		if err := a.InstallSnapshot(s); err != nil {
+			// A refused snapshot (rollback, bad signature) is reported; the device keeps
+			// what it has.
+			c.log.Error("snapshot refused", "err", err)
+			rep.Refused = append(rep.Refused, err)
+			continue
+		}
+		if v, err := wire.UnverifiedVersion(s); err == nil {
+			rep.Snapshots = append(rep.Snapshots, v)
+		}
+	}
+	return nil
+}
+
+func (c *Client) pullBatch(ctx context.Context, after uint64) (*wire.Batch, error) {
+	b, err := c.get(ctx, fmt.Sprintf("/v1/deltas?after=%d", after), wire.MaxBatchSize)
+	if err != nil {
+		return nil, err
+	}
+	batch, _, err := wire.VerifyBatch(b, c.cfg.Keys)
+	if err != nil {
+		return nil, err
+	}
+	if batch.Bootstrap {
+		return nil, fmt.Errorf("%w: a bootstrap chunk where a delta batch was due", wire.ErrMalformed)
+	}
+	return batch, nil
+}
+
+func (c *Client) bootstrap(ctx context.Context, a Applier, rep *Report) error {
+	rc, err := c.do(ctx, http.MethodGet, "/v1/bootstrap", nil)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	br := bufio.NewReaderSize(rc, 256<<10)
+	done := false
+	next := func() (*wire.Batch, error) {
+		if done {
+			return nil, io.EOF
+		}
+		n, err := binary.ReadUvarint(br)
+		if err != nil {
+			return nil, fmt.Errorf("sync: bootstrap stream ended early: %w", err)
+		}
+		if n > wire.MaxBatchSize {
+			return nil, fmt.Errorf("sync: bootstrap chunk of %d bytes: %w", n, wire.ErrTooLarge)
+		}
+		buf := make([]byte, n)
+		if _, err := io.ReadFull(br, buf); err != nil {
+			return nil, fmt.Errorf("sync: bootstrap stream cut: %w", err)
+		}
+		b, _, err := wire.VerifyBatch(buf, c.cfg.Keys)
+		if err != nil {
+			return nil, err
+		}
+		if !b.Bootstrap {
+			return nil, fmt.Errorf("%w: a delta batch in the bootstrap stream", wire.ErrMalformed)
+		}
+		rep.Changes += len(b.Changes)
+		if b.Last {
+			done = true
+			rep.Cursor = b.To
+			rep.ServerTime = time.UnixMilli(b.ServerTime)
+		}
+		return b, nil
+	}
+	if err := a.Bootstrap(next); err != nil {
+		return fmt.Errorf("bootstrap: %w", err)
+	}
+	rep.Bootstrapped = true
+	return nil
+}
+
+func (c *Client) uploadAudit(ctx context.Context, a Applier, rep *Report) error {
+	for {
+		st, err := a.SyncState()
+		if err != nil {
+			return err
+		}
+		recs, err := a.AuditAfter(st.AuditAcked, c.cfg.AuditBatch)
+		if err != nil {
+			return err
+		}
+		if len(recs) == 0 {
+			return nil
+		}
+		body, err := wire.Marshal(struct {
+			Records []wire.AuditRecord `cbor:"1,keyasint"`
+		}{recs})
+		if err != nil {
+			return err
+		}
+		rc, err := c.do(ctx, http.MethodPost, "/v1/audit", body)
+		if err != nil {
+			return err
+		}
+		b, err := io.ReadAll(io.LimitReader(rc, 1024))
+		rc.Close()
+		if err != nil {
+			return fmt.Errorf("sync: audit ack: %w", err)
+		}
+		var ack struct {
+			Acked uint64 `cbor:"1,keyasint"`
+		}
+		if err := wire.Unmarshal(b, &ack); err != nil {
+			return fmt.Errorf("sync: audit ack: %w", err)
+		}
+		if ack.Acked <= st.AuditAcked {
+			return fmt.Errorf("sync: audit upload made no progress (acked %d)", ack.Acked)
+		}
+		if err := a.AuditAcked(ack.Acked); err != nil {
+			return err
+		}
+		rep.AuditUploaded += len(recs)
+		rep.AuditAcked = ack.Acked
+	}
+}
+
+// Run syncs every interval until ctx ends, backing off with jitter (up to 10 intervals)
+// while the link is down. report, if set, receives every attempt's outcome.
+func (c *Client) Run(ctx context.Context, a Applier, interval time.Duration, report func(Report, error)) {
+	wait := time.Duration(0)
+	failures := 0
+	for {
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		rep, err := c.SyncOnce(ctx, a)
+		if report != nil {
+			report(rep, err)
+		}
+		if err == nil {
+			failures, wait = 0, interval
+			continue
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		failures++
+		backoff := min(interval*time.Duration(1<<min(failures, 4))/4, 10*interval)
+		wait = backoff/2 + time.Duration(rand.Int64N(int64(backoff/2)+1))
+		c.log.Warn("sync failed; retrying", "in", wait.Round(time.Millisecond), "err", err)
+	}
+}
