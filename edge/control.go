@@ -18,6 +18,7 @@ import (
 
 	"github.com/gatecheck/gatecheck/edge/audit"
 	"github.com/gatecheck/gatecheck/engine"
+	"github.com/gatecheck/gatecheck/sync/client"
 	"github.com/gatecheck/gatecheck/sync/wire"
 )
 
@@ -43,6 +44,9 @@ type Control struct {
 	DeviceKey ed25519.PublicKey
 	// TempDir receives imports spooled from the socket; empty means the system's.
 	TempDir string
+	// Syncer and Client, when the device syncs, serve POST /v1/sync and the sync status.
+	Syncer  *Syncer
+	Client  *client.Client
 	Logger  *slog.Logger
 	started time.Time
 }
@@ -66,6 +70,7 @@ func (c *Control) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/audit", c.entries)
 	mux.HandleFunc("GET /v1/audit/verify", c.verify)
 	mux.HandleFunc("GET /v1/status", c.status)
+	mux.HandleFunc("POST /v1/sync", c.syncNow)
 	return mux
 }
 
@@ -266,6 +271,20 @@ func (c *Control) verify(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "report": rep})
 }
 
+func (c *Control) syncNow(w http.ResponseWriter, r *http.Request) {
+	if c.Client == nil {
+		writeErr(w, http.StatusConflict, errors.New("this device has no sync section in its config"))
+		return
+	}
+	rep, err := c.Client.SyncOnce(r.Context(), c.Syncer)
+	c.Syncer.Record(rep, err)
+	if err != nil {
+		writeErr(w, http.StatusBadGateway, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, rep)
+}
+
 // Status is GET /v1/status.
 type Status struct {
 	DeviceID     string    `json:"device_id"`
@@ -278,6 +297,10 @@ type Status struct {
 	AuditSeq     uint64    `json:"audit_seq"`
 	Snapshot     uint64    `json:"snapshot_in_force"`
 	LastRefresh  time.Time `json:"last_refresh"`
+	SyncCursor   uint64    `json:"sync_cursor"`
+	SyncError    string    `json:"sync_error,omitempty"`
+	SyncAt       time.Time `json:"sync_attempt,omitempty"`
+	AuditAcked   uint64    `json:"audit_acked"`
 }
 
 func (c *Control) status(w http.ResponseWriter, r *http.Request) {
@@ -287,6 +310,17 @@ func (c *Control) status(w http.ResponseWriter, r *http.Request) {
 		ReaderErrors: c.Daemon.ReaderErrors.Load(), AuditSeq: c.Audit.Seq(), LastRefresh: c.Device.Store().LastRefresh()}
 	if p := c.Device.InForce(now); p != nil {
 		st.Snapshot = p.Version()
+	}
+	if ss, err := c.Device.Store().SyncState(); err == nil {
+		st.SyncCursor = ss.Cursor
+	}
+	st.AuditAcked, _ = c.Audit.Acked()
+	if c.Syncer != nil {
+		_, err, at := c.Syncer.Last()
+		st.SyncAt = at
+		if err != nil {
+			st.SyncError = err.Error()
+		}
 	}
 	writeJSON(w, http.StatusOK, st)
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/gatecheck/gatecheck/edge/config"
 	"github.com/gatecheck/gatecheck/edge/store"
 	"github.com/gatecheck/gatecheck/engine"
+	"github.com/gatecheck/gatecheck/sync/client"
 )
 
 // OpenConfig opens the device a config file describes (store, trusted keys).
@@ -123,6 +124,28 @@ func Run(ctx context.Context, cfg *config.Config, opts RunOptions, log *slog.Log
 	defer cancel()
 	var wg sync.WaitGroup
 	errc := make(chan error, 2)
+	if sc := cfg.Sync; sc != nil {
+		ring, err := cfg.KeyRing()
+		if err != nil {
+			return err
+		}
+		cl, err := client.New(client.Config{URL: sc.URL, DeviceID: cfg.DeviceID, Key: priv, Keys: ring, Logger: log})
+		if err != nil {
+			return err
+		}
+		syncer := &Syncer{Device: d, Audit: alog, Clock: dc.Clock}
+		ctl.Syncer, ctl.Client = syncer, cl
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cl.Run(ctx, syncer, time.Duration(sc.Interval), func(rep client.Report, err error) {
+				syncer.Record(rep, err)
+				if err == nil && (rep.Changes > 0 || len(rep.Snapshots) > 0 || rep.AuditUploaded > 0) {
+					log.Info("synced", "cursor", rep.Cursor, "changes", rep.Changes, "snapshots", rep.Snapshots, "audit_acked", rep.AuditAcked, "bootstrap", rep.Bootstrapped)
+				}
+			})
+		}()
+	}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()

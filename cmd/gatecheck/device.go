@@ -20,6 +20,7 @@ import (
 	"github.com/gatecheck/gatecheck/edge/audit"
 	"github.com/gatecheck/gatecheck/edge/config"
 	"github.com/gatecheck/gatecheck/engine"
+	"github.com/gatecheck/gatecheck/sync/client"
 	"github.com/gatecheck/gatecheck/sync/wire"
 )
 
@@ -519,5 +520,62 @@ func keygen(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "device key %s (key id %s), public key %s.pub\n", *out, wire.KeyID(priv.Public().(ed25519.PublicKey)), *out)
+	return nil
+}
+
+func syncCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := cli.NewFlags("gatecheck sync", stderr)
+	df := addDeviceFlags(fs)
+	once := fs.Bool("once", true, "sync once and exit (the daemon syncs by itself)")
+	pos, err := cli.Parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := cli.NoArgs("sync", pos); err != nil {
+		return err
+	}
+	if !*once {
+		return cli.Usagef("sync: only --once; 'gatecheck run' syncs continuously")
+	}
+	cfg, log, err := df.load(stderr)
+	if err != nil {
+		return err
+	}
+	if cfg.Sync == nil {
+		return fmt.Errorf("sync: %s has no sync section (url of the central server)", *df.config)
+	}
+	var rep client.Report
+	if ctl := dialControl(cfg); ctl != nil {
+		if err := ctl.call(http.MethodPost, "/v1/sync", nil, &rep); err != nil {
+			return err
+		}
+	} else {
+		l, err := openLocal(cfg, log, true)
+		if err != nil {
+			return err
+		}
+		defer l.Close()
+		priv, _, err := edge.LoadOrCreateKey(cfg.DeviceKeyFile)
+		if err != nil {
+			return err
+		}
+		ring, err := cfg.KeyRing()
+		if err != nil {
+			return err
+		}
+		cl, err := client.New(client.Config{URL: cfg.Sync.URL, DeviceID: cfg.DeviceID, Key: priv, Keys: ring, Logger: log})
+		if err != nil {
+			return err
+		}
+		if rep, err = cl.SyncOnce(ctx, &edge.Syncer{Device: l.dev, Audit: l.audit}); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(stdout, "synced: cursor %d, %d changes in %d batches, snapshots %v, bootstrap %v, reconciled %v, audit uploaded %d (acked %d), server time %s\n",
+		rep.Cursor, rep.Changes, rep.Batches, rep.Snapshots, rep.Bootstrapped, rep.Reconciled, rep.AuditUploaded, rep.AuditAcked,
+		rep.ServerTime.In(engine.Beijing).Format(time.RFC3339))
+	for _, e := range rep.Refused {
+		fmt.Fprintf(stdout, "refused: %v\n", e)
+	}
 	return nil
 }

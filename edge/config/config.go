@@ -53,6 +53,8 @@ type Config struct {
 	Gate *Gate `yaml:"gate"`
 	// Display shows decisions: console (the daemon's standard output) or none. Default console.
 	Display string `yaml:"display"`
+	// Sync is the central server this device pulls from; omitted means offline-only (imports).
+	Sync *Sync `yaml:"sync"`
 	// CompanionWindow is how long after a COMPANION decision (an infant) the next card read is
 	// taken as the accompanying adult. Default 2m.
 	CompanionWindow Duration `yaml:"companion_window"`
@@ -81,6 +83,15 @@ type Gate struct {
 	Baud int `yaml:"baud"`
 	// Pulse is how long the relay stays closed per passage. Default 1s.
 	Pulse Duration `yaml:"pulse"`
+}
+
+// Sync configures the device's sync with the central server.
+type Sync struct {
+	// URL of the central server. Required.
+	URL string `yaml:"url"`
+	// Interval between syncs while the link is up. Default 30s; failures back off with jitter
+	// up to ten intervals.
+	Interval Duration `yaml:"interval"`
 }
 
 // Duration is a time.Duration written as "300ms" or "2m".
@@ -167,6 +178,9 @@ func Parse(b []byte, path string) (*Config, error) {
 			c.Gate.Pulse = Duration(time.Second)
 		}
 	}
+	if c.Sync != nil && c.Sync.Interval == 0 {
+		c.Sync.Interval = Duration(30 * time.Second)
+	}
 	if c.Display == "" {
 		c.Display = "console"
 	}
@@ -210,6 +224,9 @@ func (c *Config) Validate() error {
 		case r.Baud != 115200 && r.Baud != 57600 && r.Baud != 38400 && r.Baud != 19200 && r.Baud != 9600:
 			return bad("reader.baud", "%d: want 115200, 57600, 38400, 19200 or 9600", r.Baud)
 		}
+	}
+	if sc := c.Sync; sc != nil && !strings.HasPrefix(sc.URL, "http://") && !strings.HasPrefix(sc.URL, "https://") {
+		return bad("sync.url", "%q: want http://host:port or https://...", sc.URL)
 	}
 	if g := c.Gate; g != nil {
 		switch {

@@ -33,6 +33,9 @@ const (
 	HashKeyFile  = "id-hash.key"
 	NovSnapshot  = "beijing-2021-11-17.cose"
 	QueueFile    = "cardsim-queue.json"
+	SyncedConfig = "synced-device.yaml"
+	SyncedKey    = "lane-02.key"
+	CentralAddr  = "127.0.0.1:8470"
 	ReaderLink   = "reader"
 	AugSnapshot  = "beijing-2021-08-07.cose"
 	deviceDirRel = "device-data"
@@ -74,7 +77,24 @@ gate:
 display: console
 companion_window: 2m
 `, deviceDirRel, HashKeyFile, PubFile, filepath.Join(dir, QueueFile), filepath.Join(dir, ReaderLink), ReaderLink)
-	files := map[string][]byte{KeyFile: kb, PubFile: pb, HashKeyFile: []byte(hex.EncodeToString(hk) + "\n"), ConfigFile: []byte(cfg)}
+	synced := fmt.Sprintf(`# A second demo device that gets its records and rules from the central server, written by
+# 'gatecheck demo'. Start the server with: gatecheck-central serve --data %[1]s/central-data
+#   --key %[1]s/%[2]s --hash-key %[1]s/%[3]s --listen %[4]s
+device_id: demo-lane-02
+kind: railway-gate
+data_dir: synced-data
+audit_dir: synced-audit
+device_key_file: %[5]s
+control_socket: synced.sock
+hash_key_file: %[3]s
+trusted_keys:
+  - %[6]s
+sync:
+  url: http://%[4]s
+  interval: 10s
+display: console
+`, dir, KeyFile, HashKeyFile, CentralAddr, SyncedKey, PubFile)
+	files := map[string][]byte{KeyFile: kb, PubFile: pb, HashKeyFile: []byte(hex.EncodeToString(hk) + "\n"), ConfigFile: []byte(cfg), SyncedConfig: []byte(synced)}
 	now = now.Truncate(time.Second)
 	for _, s := range []struct {
 		file, src string
@@ -119,6 +139,9 @@ companion_window: 2m
 		if err := os.WriteFile(filepath.Join(dir, name), b, mode); err != nil {
 			return "", fmt.Errorf("demo: %w", err)
 		}
+	}
+	if _, err := edge.WriteNewKey(filepath.Join(dir, SyncedKey)); err != nil {
+		return "", err
 	}
 	return filepath.Join(dir, ConfigFile), nil
 }
