@@ -32,6 +32,7 @@ commands:
   demo    [--dir DIR]                             a demo device with every outcome
   bench   [--records N] [--decisions M] [--profile small|large] [--dir DIR] [--memprofile F]
                                                   measure ingest and decisions (JSON)
+  bench   --sync [--records N] [--updates M]      measure sync over loopback (JSON)
   version                                         print the build's version
 
 Flags may come before or after the arguments. Run 'gatecheck <command> -h' for a command's flags.
@@ -137,6 +138,8 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	dir := fs.String("dir", "", "Badger directory (default: a temporary one, removed afterwards)")
 	profile := fs.String("profile", "small", "store profile: small or large")
 	memprofile := fs.String("memprofile", "", "write a heap profile taken after the deciding phase here")
+	syncMode := fs.Bool("sync", false, "measure sync over loopback instead: central load, bootstrap, delta apply, bytes per update")
+	updates := fs.Int("updates", 100_000, "with --sync: fact-level updates to pull as deltas")
 	pos, err := cli.Parse(fs, args)
 	if err != nil {
 		return err
@@ -154,6 +157,15 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		defer os.RemoveAll(d)
 		*dir = d
+	}
+	if *syncMode {
+		res, err := bench.Sync(ctx, *dir, *records, *updates, func(msg string) { fmt.Fprintln(stderr, msg) })
+		if err != nil {
+			return err
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(res)
 	}
 	res, err := bench.Run(ctx, bench.Config{Dir: *dir, Records: *records, Decisions: *decisions, Profile: *profile, MemProfile: *memprofile,
 		Progress: func(msg string) { fmt.Fprintln(stderr, msg) }})
