@@ -180,3 +180,54 @@ func TestRequestSignature(t *testing.T) {
 		}
 	}
 }
+
+// FuzzVerifyBatch: arbitrary bytes as a signed batch never panic, and only a batch this test
+// signed verifies.
+func FuzzVerifyBatch(f *testing.F) {
+	pub, priv, _ := wire.GenerateKey(crand.Reader)
+	keys := wire.KeyRing{}
+	keys.Add(pub)
+	b := &wire.Batch{From: 1, To: 3, Digest: make([]byte, 32), Changes: []wire.Change{
+		{Cursor: 2, Key: make([]byte, 16), Op: wire.OpTestAdd, Test: &engine.Test{Sampled: 1, Reported: 2, Result: engine.ResultNegative}},
+		{Cursor: 3, Key: make([]byte, 16), Op: wire.OpDelete}}}
+	signed, _ := wire.SignBatch(b, priv)
+	f.Add(signed)
+	payload, _ := wire.Marshal(b)
+	f.Add(payload)
+	f.Fuzz(func(t *testing.T, in []byte) {
+		got, _, err := wire.VerifyBatch(in, keys)
+		if err != nil {
+			return
+		}
+		for i := range got.Changes {
+			if _, err := wire.Apply(nil, &got.Changes[i]); err != nil {
+				continue
+			}
+		}
+	})
+}
+
+// FuzzApply: any decodable change applied to any decodable facts never panics and yields
+// facts within the limits.
+func FuzzApply(f *testing.F) {
+	c, _ := wire.Marshal(wire.Change{Cursor: 1, Key: make([]byte, 16), Op: wire.OpStayAdd, Stay: &engine.Stay{County: "130104", From: 5}})
+	fb, _ := wire.EncodeFacts(&engine.Facts{Schema: 1, Tests: []engine.Test{{Sampled: 1, Reported: 2, Result: engine.ResultNegative}}})
+	f.Add(c, fb)
+	f.Fuzz(func(t *testing.T, cb, factsb []byte) {
+		var ch wire.Change
+		if err := wire.Unmarshal(cb, &ch); err != nil {
+			return
+		}
+		var facts *engine.Facts
+		var fs engine.Facts
+		if wire.DecodeFacts(factsb, &fs) == nil {
+			facts = &fs
+		}
+		out, err := wire.Apply(facts, &ch)
+		if err == nil && out != nil {
+			if err := out.Validate(); err != nil {
+				t.Fatalf("apply produced invalid facts: %v", err)
+			}
+		}
+	})
+}
