@@ -52,12 +52,14 @@ func (d *Device) SetTrustedTime(serverTime, local time.Time) {
 	d.trustedAt, d.anchorAt = serverTime, local
 }
 
-// clockCheck returns why now cannot be trusted, or "". elapsed is the monotonic time since the
-// anchor; wall the wall-clock time since it.
-func clockCheck(trustedAt time.Time, elapsed, wall time.Duration) string {
-	if jump := wall - elapsed; jump > ClockJumpLimit || jump < -ClockJumpLimit {
-		return fmt.Sprintf("the wall clock moved %s against the monotonic clock since the last sync at %s",
-			jump.Round(time.Second), trustedAt.In(engine.Beijing).Format(time.RFC3339))
+// clockCheck returns why the wall clock cannot be trusted, or "". offset is how far the local
+// clock read ahead of the server's at the last sync; elapsed the monotonic time since then;
+// wall the wall-clock time since then. The wall clock may differ from trusted time (the
+// server's time plus the monotonic elapsed time) by at most ClockJumpLimit.
+func clockCheck(trustedAt time.Time, offset, elapsed, wall time.Duration) string {
+	if diff := offset + wall - elapsed; diff > ClockJumpLimit || diff < -ClockJumpLimit {
+		return fmt.Sprintf("the device clock is %s off the trusted time (server time at the last sync, %s, plus the monotonic clock)",
+			diff.Round(time.Second), trustedAt.In(engine.Beijing).Format(time.RFC3339))
 	}
 	return ""
 }
@@ -225,7 +227,7 @@ func (d *Device) Decide(id engine.Identity, req CheckRequest, now time.Time) eng
 		if !anchor.IsZero() {
 			// now.Sub(anchor) uses the monotonic readings when both carry one; the wall
 			// difference strips them.
-			cond.ClockUntrusted = clockCheck(trustedAt, now.Sub(anchor), now.Round(0).Sub(anchor.Round(0)))
+			cond.ClockUntrusted = clockCheck(trustedAt, anchor.Round(0).Sub(trustedAt), now.Sub(anchor), now.Round(0).Sub(anchor.Round(0)))
 		}
 	}
 	d.mu.RLock()

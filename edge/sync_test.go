@@ -418,6 +418,24 @@ func TestSyncRefusesForgedReplayedRolledBack(t *testing.T) {
 	})
 }
 
+// Changing the policy centrally changes the device's decision after its next sync.
+func TestPolicyPublishedCentrallyReachesTheDevice(t *testing.T) {
+	w := newSyncWorld(t)
+	w.publish(policies.August2021, source.Overrides{EffectiveFrom: w.clock.Now().Add(-24 * time.Hour)})
+	w.importCentral(rec(adult, `"declarations":["2021-11-16"]`))
+	w.sync()
+	if d := w.decide(adult); d.Outcome != engine.Pass || d.SnapshotVersion != 2021080700 {
+		t.Fatalf("August policy, no test needed: %+v", d)
+	}
+	w.publish(policies.November2021, source.Overrides{EffectiveFrom: w.clock.Now().Add(-time.Hour)})
+	if rep := w.sync(); len(rep.Snapshots) != 1 || rep.Snapshots[0] != 2021111700 {
+		t.Fatalf("sync: %+v", rep)
+	}
+	if d := w.decide(adult); d.Outcome != engine.NeedTest || d.SnapshotVersion != 2021111700 {
+		t.Fatalf("November policy after the sync: %+v", d)
+	}
+}
+
 func TestAuditUploadedExactlyOnce(t *testing.T) {
 	w := newSyncWorld(t)
 	w.publish(policies.November2021, source.Overrides{})
@@ -521,17 +539,38 @@ func signedPost(t *testing.T, w *syncWorld, path, body string) int {
 func TestClockCheck(t *testing.T) {
 	d := time.Date(2021, 11, 20, 8, 0, 0, 0, engine.Beijing)
 	for _, c := range []struct {
-		elapsed, wall time.Duration
-		bad           bool
+		offset, elapsed, wall time.Duration
+		bad                   bool
 	}{
-		{time.Hour, time.Hour, false},
-		{time.Hour, time.Hour + 119*time.Minute, false},
-		{time.Hour, 3*time.Hour + time.Minute, true},        // jumped 2 h ahead
-		{3 * time.Hour, 30 * time.Minute, true},             // went back
-		{72 * time.Hour, 72*time.Hour + time.Minute, false}, // days offline, consistent
+		{0, time.Hour, time.Hour, false},
+		{0, time.Hour, time.Hour + 119*time.Minute, false},
+		{0, time.Hour, 3*time.Hour + time.Minute, true},        // jumped 2 h ahead
+		{0, 3 * time.Hour, 30 * time.Minute, true},             // went back
+		{0, 72 * time.Hour, 72*time.Hour + time.Minute, false}, // days offline, consistent
+		{3 * time.Hour, time.Hour, time.Hour, true},            // 3 h off the server at the sync
+		{-90 * time.Minute, time.Hour, time.Hour, false},       // off, but within 2 h
+		{-90 * time.Minute, time.Hour, 0, true},                // and then set back an hour
 	} {
-		if got := edge.ClockCheckForTest(d, c.elapsed, c.wall) != ""; got != c.bad {
-			t.Errorf("elapsed %s wall %s: untrusted=%v, want %v", c.elapsed, c.wall, got, c.bad)
+		if got := edge.ClockCheckForTest(d, c.offset, c.elapsed, c.wall) != ""; got != c.bad {
+			t.Errorf("offset %s elapsed %s wall %s: untrusted=%v, want %v", c.offset, c.elapsed, c.wall, got, c.bad)
 		}
+	}
+}
+
+// A device whose clock is 3 hours off the server's at a sync decides MANUAL until it is
+// corrected; the server's time, not the device's, is what it trusts.
+func TestDeviceClockOffServerTimeIsUntrusted(t *testing.T) {
+	w := newSyncWorld(t)
+	w.publish(policies.November2021, source.Overrides{})
+	w.importCentral(rec(adult, `"tests":[{"sampled":"2021-11-16T20:00:00+08:00","reported":"2021-11-17T06:00:00+08:00","result":"negative"}]`, `"declarations":["2021-11-16"]`))
+	devClock := &fakeClock{t: w.clock.Now().Add(3 * time.Hour)}
+	w.syncer.Clock = devClock
+	w.sync()
+	if d := w.dev.Check(edge.CheckRequest{Number: adult}, devClock.Now()); d.Rule != engine.RuleClock {
+		t.Fatalf("3 h off: %+v", d)
+	}
+	devClock.Add(-3 * time.Hour) // corrected
+	if d := w.dev.Check(edge.CheckRequest{Number: adult}, devClock.Now()); d.Outcome != engine.Pass {
+		t.Fatalf("corrected clock: %+v", d)
 	}
 }
