@@ -2,12 +2,10 @@ package edge
 
 import (
 	"crypto/ed25519"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 
 	"github.com/gatecheck/gatecheck/sync/wire"
 )
@@ -33,34 +31,9 @@ func LoadOrCreateKey(path string) (ed25519.PrivateKey, bool, error) {
 // WriteNewKey makes a device key at path (never overwriting one) and its public key at
 // path+".pub".
 func WriteNewKey(path string) (ed25519.PrivateKey, error) {
-	pub, priv, err := wire.GenerateKey(rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	kb, err := wire.MarshalPrivateKey(priv)
-	if err != nil {
-		return nil, err
-	}
-	pb, err := wire.MarshalPublicKey(pub)
-	if err != nil {
-		return nil, err
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, fmt.Errorf("device key: %w", err)
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	k, err := wire.WriteKeyPair(path, path+".pub")
 	if err != nil {
 		return nil, fmt.Errorf("device key: %w", err)
 	}
-	if _, err := f.Write(kb); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("device key: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return nil, fmt.Errorf("device key: %w", err)
-	}
-	if err := os.WriteFile(path+".pub", pb, 0o644); err != nil {
-		return nil, fmt.Errorf("device key: %w", err)
-	}
-	return priv, nil
+	return k, nil
 }

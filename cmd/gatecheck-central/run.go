@@ -103,19 +103,11 @@ func keygen(args []string, stdout, stderr io.Writer) error {
 	if *out == "" {
 		return cli.Usagef("keygen: --out is required")
 	}
-	pub, priv, err := wire.GenerateKey(rand.Reader)
+	priv, err := wire.WriteKeyPair(*out, *out+".pub")
 	if err != nil {
-		return err
+		return fmt.Errorf("keygen: %w", err)
 	}
-	kb, _ := wire.MarshalPrivateKey(priv)
-	pb, _ := wire.MarshalPublicKey(pub)
-	if err := writeNew(*out, kb, 0o600); err != nil {
-		return err
-	}
-	if err := os.WriteFile(*out+".pub", pb, 0o644); err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "central key %s (key id %s); devices trust %s.pub\n", *out, wire.KeyID(pub), *out)
+	fmt.Fprintf(stdout, "central key %s (key id %s); devices trust %s.pub\n", *out, wire.KeyID(priv.Public().(ed25519.PublicKey)), *out)
 	if *hashOut != "" {
 		k := make([]byte, 32)
 		rand.Read(k)

@@ -2,9 +2,8 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
+	"crypto/ed25519"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -72,41 +71,13 @@ func keygen(args []string, stdout, stderr io.Writer) error {
 	if *out == "" {
 		return cli.UsageError{Msg: "keygen: --out is required"}
 	}
-	pub, priv, err := wire.GenerateKey(rand.Reader)
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(*out, 0o755); err != nil {
-		return fmt.Errorf("keygen: %w", err)
-	}
-	kb, err := wire.MarshalPrivateKey(priv)
-	if err != nil {
-		return err
-	}
-	pb, err := wire.MarshalPublicKey(pub)
-	if err != nil {
-		return err
-	}
 	keyPath := filepath.Join(*out, *name+".key")
 	pubPath := filepath.Join(*out, *name+".pub")
-	// O_EXCL: never overwrite a signing key by accident.
-	f, err := os.OpenFile(keyPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if errors.Is(err, os.ErrExist) {
-		return fmt.Errorf("keygen: %s exists; refusing to overwrite a signing key (pick another --out or --name)", keyPath)
-	}
+	priv, err := wire.WriteKeyPair(keyPath, pubPath)
 	if err != nil {
-		return fmt.Errorf("keygen: %w", err)
+		return fmt.Errorf("keygen: %w (pick another --out or --name)", err)
 	}
-	if _, err := f.Write(kb); err != nil {
-		f.Close()
-		return fmt.Errorf("keygen: write %s: %w", keyPath, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("keygen: write %s: %w", keyPath, err)
-	}
-	if err := os.WriteFile(pubPath, pb, 0o644); err != nil {
-		return fmt.Errorf("keygen: %w", err)
-	}
+	pub := priv.Public().(ed25519.PublicKey)
 	fmt.Fprintf(stdout, "key id %s\nprivate key %s (keep it secret)\npublic key  %s (goes into trusted_keys of every device)\n",
 		wire.KeyID(pub), keyPath, pubPath)
 	return nil

@@ -230,31 +230,19 @@ func Verify(db *badger.DB, device string, pub ed25519.PublicKey) (Report, error)
 	return rep, nil
 }
 
-// Entries returns up to n entries from seq from (1-based), for listing and upload.
+// Entries returns up to n entries from seq from (1-based), for listing.
 func (l *Log) Entries(from uint64, n int) ([]Entry, error) {
-	var out []Entry
-	err := l.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefixEntry, PrefetchValues: true, PrefetchSize: 64})
-		defer it.Close()
-		for it.Seek(entryKey(max(from, 1))); it.Valid() && len(out) < n; it.Next() {
-			b, err := it.Item().ValueCopy(nil)
-			if err != nil {
-				return err
-			}
-			r, err := wire.DecodeAuditRecord(b)
-			if err != nil {
-				return err
-			}
-			var e Entry
-			if err := wire.Unmarshal(r.Entry, &e); err != nil {
-				return fmt.Errorf("%w: %w", ErrMalformed, err)
-			}
-			out = append(out, e)
-		}
-		return nil
-	})
+	recs, err := l.Records(max(from, 1)-1, n)
 	if err != nil {
-		return nil, fmt.Errorf("list audit entries: %w", err)
+		return nil, err
+	}
+	out := make([]Entry, 0, len(recs))
+	for _, r := range recs {
+		var e Entry
+		if err := wire.Unmarshal(r.Entry, &e); err != nil {
+			return nil, fmt.Errorf("list audit entries: %w: %w", ErrMalformed, err)
+		}
+		out = append(out, e)
 	}
 	return out, nil
 }

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"crypto/ed25519"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
@@ -9,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 )
 
 // KeyID names a public key: the first 8 bytes of the SHA-256 of its raw bytes, in hex.
@@ -86,4 +89,42 @@ func (r KeyRing) Add(pub ed25519.PublicKey) string {
 	id := KeyID(pub)
 	r[id] = pub
 	return id
+}
+
+// WriteKeyPair makes a new Ed25519 key pair and writes the private key to keyPath (PKCS #8
+// PEM, mode 0600, never over an existing file) and the public key to pubPath (PEM, 0644).
+func WriteKeyPair(keyPath, pubPath string) (ed25519.PrivateKey, error) {
+	pub, priv, err := GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	kb, err := MarshalPrivateKey(priv)
+	if err != nil {
+		return nil, err
+	}
+	pb, err := MarshalPublicKey(pub)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(keyPath), 0o755); err != nil {
+		return nil, fmt.Errorf("write key: %w", err)
+	}
+	f, err := os.OpenFile(keyPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		return nil, fmt.Errorf("%s exists; refusing to overwrite a key", keyPath)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("write key: %w", err)
+	}
+	if _, err := f.Write(kb); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("write key %s: %w", keyPath, err)
+	}
+	if err := f.Close(); err != nil {
+		return nil, fmt.Errorf("write key %s: %w", keyPath, err)
+	}
+	if err := os.WriteFile(pubPath, pb, 0o644); err != nil {
+		return nil, fmt.Errorf("write key: %w", err)
+	}
+	return priv, nil
 }
