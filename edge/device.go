@@ -22,6 +22,14 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// Validate checks the config (the store checks its own part when it opens).
+func (c *Config) Validate() error {
+	if len(c.TrustedKeys) == 0 {
+		return errors.New("device: no trusted keys: snapshots could never be verified")
+	}
+	return c.Store.Validate()
+}
+
 // Device decides offline from its store and its verified snapshots. Safe for concurrent use.
 type Device struct {
 	store *store.Store
@@ -68,8 +76,8 @@ func clockCheck(trustedAt time.Time, offset, elapsed, wall time.Duration) string
 // compile) before use. A stored snapshot that no longer verifies is reported, not used, and
 // kept on disk for inspection.
 func Open(cfg Config) (*Device, error) {
-	if len(cfg.TrustedKeys) == 0 {
-		return nil, errors.New("device: no trusted keys")
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	log := cfg.Logger
 	if log == nil {
