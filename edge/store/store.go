@@ -25,7 +25,12 @@ var (
 	keySchema      = []byte("v1/meta/schema")
 	keyLastRefresh = []byte("v1/meta/last_refresh")
 	keyHashCheck   = []byte("v1/meta/hash_key_check")
-	prefixPerson   = []byte("v1/p/")
+	// Person records live under one of two prefixes; v1/meta/person_prefix names the active
+	// one. A bootstrap fills the other and flips it in one transaction, so the device keeps
+	// deciding from its old records until the new ones are complete.
+	prefixPersonA  = []byte("v1/p/")
+	prefixPersonB  = []byte("v1/q/")
+	keyPersonPre   = []byte("v1/meta/person_prefix")
 	prefixSnapshot = []byte("v1/snap/")
 )
 
@@ -75,7 +80,8 @@ type Store struct {
 	// lastRefresh caches v1/meta/last_refresh (Unix seconds, 0 = never): it is read on every
 	// decision.
 	lastRefresh atomic.Int64
-	refreshMu   sync.Mutex // serialises SetLastRefresh
+	refreshMu   sync.Mutex  // serialises SetLastRefresh
+	altPrefix   atomic.Bool // person records under prefixPersonB
 }
 
 // PersonKey is the stored key of a person: a keyed BLAKE2b-128 hash of the ID number.
@@ -120,6 +126,19 @@ func Open(cfg Config) (*Store, error) {
 	}
 	if !last.IsZero() {
 		s.lastRefresh.Store(last.Unix())
+	}
+	if err := db.View(func(txn *badger.Txn) error {
+		it, err := txn.Get(keyPersonPre)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return it.Value(func(v []byte) error { s.altPrefix.Store(bytes.Equal(v, prefixPersonB)); return nil })
+	}); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("read person prefix: %w", err)
 	}
 	return s, nil
 }
@@ -191,17 +210,35 @@ func (s *Store) Key(n engine.IDNumber) PersonKey {
 	return k
 }
 
-func personKey(k PersonKey) []byte {
-	b := make([]byte, 0, len(prefixPerson)+len(k))
-	return append(append(b, prefixPerson...), k[:]...)
+// prefix returns the active person prefix.
+func (s *Store) prefix() []byte {
+	if s.altPrefix.Load() {
+		return prefixPersonB
+	}
+	return prefixPersonA
 }
+
+// other returns the inactive person prefix.
+func (s *Store) other() []byte {
+	if s.altPrefix.Load() {
+		return prefixPersonA
+	}
+	return prefixPersonB
+}
+
+func keyUnder(prefix []byte, k PersonKey) []byte {
+	b := make([]byte, 0, len(prefix)+len(k))
+	return append(append(b, prefix...), k[:]...)
+}
+
+func (s *Store) personKey(k PersonKey) []byte { return keyUnder(s.prefix(), k) }
 
 // Lookup returns the facts held for a person, or (nil, nil) if none. A record that does not
 // decode is reported with ErrCorrupt and not used.
 func (s *Store) Lookup(k PersonKey) (*engine.Facts, error) {
 	var f *engine.Facts
 	var kb [5 + 16]byte
-	copy(kb[:], prefixPerson)
+	copy(kb[:], s.prefix())
 	copy(kb[5:], k[:])
 	err := s.db.View(func(txn *badger.Txn) error {
 		item, err := txn.Get(kb[:])
@@ -250,7 +287,7 @@ func (s *Store) NewWriter(now time.Time) *Writer {
 
 // Put queues one record.
 func (w *Writer) Put(p Person) error {
-	key := personKey(p.Key)
+	key := w.s.personKey(p.Key)
 	if p.Facts == nil {
 		if err := w.wb.Delete(key); err != nil {
 			return fmt.Errorf("queue delete: %w", err)
@@ -441,7 +478,7 @@ func (s *Store) CountPeople() (int, error) {
 	n := 0
 	err := s.db.View(func(txn *badger.Txn) error {
 		opts := badger.DefaultIteratorOptions
-		opts.Prefix = prefixPerson
+		opts.Prefix = s.prefix()
 		opts.PrefetchValues = false
 		it := txn.NewIterator(opts)
 		defer it.Close()

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/gatecheck/gatecheck/engine"
+	"github.com/gatecheck/gatecheck/sync/wire"
 )
 
 func testKey(b byte) []byte { return bytes.Repeat([]byte{b}, HashKeySize) }
@@ -124,5 +126,81 @@ func TestSnapshotsStoredAsGiven(t *testing.T) {
 	got, err := s.Snapshots()
 	if err != nil || len(got) != 3 || got[0].Version != 300 || got[2].Version != 2021111700 || got[2].Signed[0] != byte(2021111700&0xff) {
 		t.Fatalf("snapshots: %+v %v", got, err)
+	}
+}
+
+// During a bootstrap the device keeps deciding from its old records; the new ones take over in
+// one step when the stream is complete and checked, and a cut stream changes nothing.
+func TestBootstrapSwapsAtTheEnd(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(Config{Dir: dir, HashKey: testKey(3)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldKey, newKey := s.Key("11010519491231002X"), s.Key("110105199005010018")
+	w := s.NewWriter(time.Now())
+	w.Put(Person{Key: oldKey, Facts: &engine.Facts{Schema: 1, Inbound: 7}})
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	facts := &engine.Facts{Schema: 1, Inbound: 9}
+	h, _ := wire.RecordHash(newKey[:], facts)
+	var d wire.Digest
+	d.Toggle(h)
+	chunks := []*wire.Batch{
+		{Bootstrap: true, To: 5, Changes: []wire.Change{{Key: newKey[:], Op: wire.OpReplace, Facts: facts}}},
+		{Bootstrap: true, Last: true, To: 5, Count: 1, Digest: d[:], ServerTime: time.Now().UnixMilli()},
+	}
+	// A stream cut before its last chunk: the old records stay in use.
+	i := 0
+	err = s.Bootstrap(func() (*wire.Batch, error) {
+		if i == 1 {
+			return nil, errors.New("link cut")
+		}
+		i++
+		return chunks[0], nil
+	})
+	if err == nil {
+		t.Fatal("a cut stream completed")
+	}
+	if f, _ := s.Lookup(oldKey); f == nil || f.Inbound != 7 {
+		t.Fatalf("after a cut bootstrap the old record is gone: %+v", f)
+	}
+	i = 0
+	err = s.Bootstrap(func() (*wire.Batch, error) {
+		if i == 1 {
+			// Still deciding from the old records while the stream runs.
+			if f, _ := s.Lookup(oldKey); f == nil {
+				t.Error("old record unavailable during the bootstrap")
+			}
+		}
+		if i == len(chunks) {
+			return nil, io.EOF
+		}
+		i++
+		return chunks[i-1], nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f, _ := s.Lookup(oldKey); f != nil {
+		t.Fatal("old record survived the bootstrap")
+	}
+	if f, _ := s.Lookup(newKey); f == nil || f.Inbound != 9 {
+		t.Fatalf("new record: %+v", f)
+	}
+	st, _ := s.SyncState()
+	if st.Cursor != 5 || st.Count != 1 || !st.Synced {
+		t.Fatalf("sync state: %+v", st)
+	}
+	// The active prefix survives a reopen.
+	s.Close()
+	s2, err := Open(Config{Dir: dir, HashKey: testKey(3)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if f, _ := s2.Lookup(newKey); f == nil {
+		t.Fatal("new record lost across a reopen")
 	}
 }

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -86,7 +87,7 @@ func (s *Store) ApplyBatch(b *wire.Batch) error {
 			c := &b.Changes[i]
 			var key PersonKey
 			copy(key[:], c.Key)
-			pk := personKey(key)
+			pk := s.personKey(key)
 			var old *engine.Facts
 			item, err := txn.Get(pk)
 			switch {
@@ -181,23 +182,16 @@ func writeSyncState(txn *badger.Txn, cursor uint64, st SyncState) error {
 	return nil
 }
 
-// Bootstrap replaces every person record with the stream's: it drops the records, writes each
-// chunk, and - after checking the last chunk's count and digest against what was written -
-// records the cursor. A failure part-way leaves the device marked as needing a bootstrap.
+// Bootstrap replaces every person record with the stream's. It writes the stream under the
+// inactive person prefix while decisions go on from the active one, checks the last chunk's
+// count and digest against what was written, and then, in one transaction, makes the new
+// records active and records the cursor; the old records are dropped afterwards. A stream cut
+// part-way leaves the old records in use and the device still marked as needing a bootstrap.
+// Bootstraps and batches must not run concurrently (the sync client runs one at a time).
 func (s *Store) Bootstrap(next func() (*wire.Batch, error)) error {
-	// Until the end, the device holds no server state: mark it first.
-	if err := s.db.Update(func(txn *badger.Txn) error {
-		for _, k := range [][]byte{keyCursor, keyCount, keyDigest} {
-			if err := txn.Delete(k); err != nil {
-				return err
-			}
-		}
-		return txn.Delete(keyLocalImp)
-	}); err != nil {
-		return fmt.Errorf("bootstrap: %w", err)
-	}
-	if err := s.db.DropPrefix(prefixPerson); err != nil {
-		return fmt.Errorf("bootstrap: drop records: %w", err)
+	target := s.other()
+	if err := s.db.DropPrefix(target); err != nil {
+		return fmt.Errorf("bootstrap: clear: %w", err)
 	}
 	var st SyncState
 	for {
@@ -218,7 +212,7 @@ func (s *Store) Bootstrap(next func() (*wire.Batch, error)) error {
 			h, _ := wire.RecordHash(c.Key, c.Facts)
 			st.Digest.Toggle(h)
 			st.Count++
-			if err := wb.Set(personKey(key), v); err != nil {
+			if err := wb.Set(keyUnder(target, key), v); err != nil {
 				wb.Cancel()
 				return err
 			}
@@ -234,13 +228,29 @@ func (s *Store) Bootstrap(next func() (*wire.Batch, error)) error {
 		if st.Count != b.Count || !st.Digest.Equal(want) {
 			return fmt.Errorf("bootstrap: %d records written, the server has %d (digests differ: %v)", st.Count, b.Count, !st.Digest.Equal(want))
 		}
-		if err := s.db.Update(func(txn *badger.Txn) error { return writeSyncState(txn, b.To, st) }); err != nil {
+		old := s.prefix()
+		if err := s.db.Update(func(txn *badger.Txn) error {
+			if err := txn.Set(keyPersonPre, target); err != nil {
+				return err
+			}
+			if err := txn.Delete(keyLocalImp); err != nil {
+				return err
+			}
+			return writeSyncState(txn, b.To, st)
+		}); err != nil {
 			return fmt.Errorf("bootstrap: %w", err)
 		}
+		s.altPrefix.Store(bytes.Equal(target, prefixPersonB))
 		if err := s.SetLastRefresh(time.UnixMilli(b.ServerTime)); err != nil {
 			return err
 		}
-		return s.Sync()
+		if err := s.Sync(); err != nil {
+			return err
+		}
+		if err := s.db.DropPrefix(old); err != nil {
+			s.log.Warn("bootstrap: old records not dropped; they take space until the next bootstrap", "err", err)
+		}
+		return nil
 	}
 }
 
