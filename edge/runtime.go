@@ -129,11 +129,11 @@ func Run(ctx context.Context, cfg *config.Config, opts RunOptions, log *slog.Log
 		if err != nil {
 			return err
 		}
-		cl, err := client.New(client.Config{URL: sc.URL, DeviceID: cfg.DeviceID, Key: priv, Keys: ring, Logger: log})
+		syncer := &Syncer{Device: d, Audit: alog, Clock: dc.Clock}
+		cl, err := client.New(client.Config{URL: sc.URL, DeviceID: cfg.DeviceID, Key: priv, Keys: ring, Logger: log, Lock: &syncer.Running})
 		if err != nil {
 			return err
 		}
-		syncer := &Syncer{Device: d, Audit: alog, Clock: dc.Clock}
 		ctl.Syncer, ctl.Client = syncer, cl
 		wg.Add(1)
 		go func() {

@@ -15,6 +15,9 @@ type Syncer struct {
 	Device *Device
 	Audit  *audit.Log // nil: nothing to upload
 	Clock  Clock
+	// Running is held for each whole sync (client.Config.Lock): a sync on demand and the
+	// background loop never interleave their batches.
+	Running sync.Mutex
 
 	mu   sync.Mutex
 	last client.Report

@@ -29,9 +29,9 @@ import (
 const usage = `usage: gatecheck-central <command> [flags]
 
 commands:
-  keygen   --out FILE                         the central signing key (FILE, FILE.pub) and a region hash key (--hash-key-out)
+  keygen   --out FILE [--hash-key-out FILE]   the central signing key (FILE, FILE.pub), and a region hash key if asked
   serve    --data DIR --listen ADDR           serve devices over HTTP; the admin socket for the commands below
-  import   FILE                               import authoritative records (JSON Lines)
+  import   FILE|-                             import authoritative records (JSON Lines)
   publish  FILE                               publish a signed rule snapshot
   devices  add --id ID --pubkey FILE | revoke --id ID | list
   registrations  list [--status pending] | approve ID | reject ID --reason TEXT
@@ -246,7 +246,7 @@ func adminCall(c *http.Client, method, path string, body io.Reader, out any) err
 			Error string `json:"error"`
 		}
 		json.Unmarshal(b, &e)
-		return fmt.Errorf("central: %s", e.Error)
+		return errors.New(e.Error)
 	}
 	return json.Unmarshal(b, out)
 }
@@ -277,13 +277,17 @@ func admin(cmd string, args []string, stdout, stderr io.Writer) error {
 	var out any
 	switch {
 	case cmd == "import" && len(pos) == 1:
-		f, err := os.Open(pos[0])
-		if err != nil {
-			return err
+		var r io.Reader = os.Stdin
+		if pos[0] != "-" {
+			f, err := os.Open(pos[0])
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			r = f
 		}
-		defer f.Close()
 		var st central.ImportStats
-		if err := adminCall(c, "POST", "/admin/import", f, &st); err != nil {
+		if err := adminCall(c, "POST", "/admin/import", r, &st); err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "imported %d records; cursor now %d\n", st.Records, st.Cursor)
@@ -320,7 +324,14 @@ func admin(cmd string, args []string, stdout, stderr io.Writer) error {
 	case cmd == "devices" && sub == "list":
 		err = adminCall(c, "GET", "/admin/devices", nil, &out)
 	case cmd == "registrations" && sub == "list":
+		if *status != "" && *status != "pending" && *status != "approved" && *status != "rejected" {
+			return cli.Usagef("registrations list: --status %q: want pending, approved or rejected", *status)
+		}
 		err = adminCall(c, "GET", "/admin/registrations?status="+*status, nil, &out)
+	case cmd == "registrations" && sub == "reject" && *reason == "":
+		return cli.Usagef("registrations reject: --reason is required")
+	case cmd == "devices" && sub == "revoke" && *id == "":
+		return cli.Usagef("devices revoke: --id is required")
 	case cmd == "registrations" && (sub == "approve" || sub == "reject") && len(pos) == 1:
 		b, _ := json.Marshal(map[string]string{"id": pos[0], "reason": *reason})
 		if sub == "approve" {
@@ -329,7 +340,7 @@ func admin(cmd string, args []string, stdout, stderr io.Writer) error {
 		err = adminCall(c, "POST", "/admin/registrations/"+sub, bytes.NewReader(b), &out)
 	default:
 		fmt.Fprint(stderr, usage)
-		return cli.Usagef("%s %s: see usage", cmd, sub)
+		return cli.Usagef("%s: see usage", strings.TrimSpace(cmd+" "+sub))
 	}
 	if err != nil {
 		return err

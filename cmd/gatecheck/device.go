@@ -19,6 +19,7 @@ import (
 	"github.com/gatecheck/gatecheck/edge"
 	"github.com/gatecheck/gatecheck/edge/audit"
 	"github.com/gatecheck/gatecheck/edge/config"
+	"github.com/gatecheck/gatecheck/edge/store"
 	"github.com/gatecheck/gatecheck/engine"
 	"github.com/gatecheck/gatecheck/sync/client"
 	"github.com/gatecheck/gatecheck/sync/wire"
@@ -577,5 +578,69 @@ func syncCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	for _, e := range rep.Refused {
 		fmt.Fprintf(stdout, "refused: %v\n", e)
 	}
+	return nil
+}
+
+func register(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := cli.NewFlags("gatecheck register", stderr)
+	df := addDeviceFlags(fs)
+	id := fs.String("id", "", "the applicant's ID number (required)")
+	work := fs.String("work", "", "work proof seen (e.g. employer letter reference) (required)")
+	residence := fs.String("residence", "", "residence proof seen (required)")
+	test := fs.String("test", "", "negative test proof seen (lab and date) (required)")
+	pos, err := cli.Parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := cli.NoArgs("register", pos); err != nil {
+		return err
+	}
+	if *id == "" || *work == "" || *residence == "" || *test == "" {
+		return cli.Usagef("register: --id, --work, --residence and --test are required (seed 004: ID card, work, residence and test proofs)")
+	}
+	ident, err := engine.ParseID(*id)
+	if err != nil {
+		return cli.Usagef("register: %v", err)
+	}
+	cfg, log, err := df.load(stderr)
+	if err != nil {
+		return err
+	}
+	if cfg.Sync == nil {
+		return fmt.Errorf("register: %s has no sync section: registrations go to the central server", *df.config)
+	}
+	hk, err := cfg.HashKey()
+	if err != nil {
+		return err
+	}
+	key, err := store.HashID(hk, ident.Number)
+	if err != nil {
+		return err
+	}
+	priv, _, err := edge.LoadOrCreateKey(cfg.DeviceKeyFile)
+	if err != nil {
+		return err
+	}
+	ring, err := cfg.KeyRing()
+	if err != nil {
+		return err
+	}
+	cl, err := client.New(client.Config{URL: cfg.Sync.URL, DeviceID: cfg.DeviceID, Key: priv, Keys: ring, Logger: log})
+	if err != nil {
+		return err
+	}
+	body, _ := json.Marshal(map[string]string{"key": fmt.Sprintf("%x", key[:]), "masked_id": ident.Number.Masked(),
+		"work_proof": *work, "residence_proof": *residence, "test_proof": *test})
+	resp, err := cl.Register(ctx, body)
+	if err != nil {
+		return fmt.Errorf("register (the central server must be reachable): %w", err)
+	}
+	var reg struct {
+		ID     string `json:"id"`
+		Status string `json:"status"`
+	}
+	json.Unmarshal(resp, &reg)
+	fmt.Fprintf(stdout, "registration %s for %s sent: %s; once approved centrally, the commuter tag takes effect at 00:00 the next day\n",
+		reg.ID, ident.Number.Masked(), reg.Status)
 	return nil
 }

@@ -28,6 +28,7 @@ commands:
   audit   verify [--pubkey F] | list [--from N] [--n M]   verify or list the audit log
   override --ref SEQ --officer NAME --reason TEXT [--outcome PASS]   record an officer's decision
   sync    --once                                  sync with the central server now (the daemon syncs by itself)
+  register --id N --work W --residence R --test T   send a commuter registration taken here to the central
   keygen  --out FILE                              make a device key (or let 'run' create one)
   demo    [--dir DIR]                             a demo device with every outcome
   bench   [--records N] [--decisions M] [--profile small|large] [--dir DIR] [--memprofile F]
@@ -65,6 +66,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return keygen(rest, stdout, stderr)
 	case "sync":
 		return syncCmd(ctx, rest, stdout, stderr)
+	case "register":
+		return register(ctx, rest, stdout, stderr)
 	case "demo":
 		return demoCmd(ctx, rest, stdout, stderr)
 	case "bench":

@@ -244,7 +244,8 @@ Run the kiosk with a simulated card reader (two terminals):
   go run ./cmd/gatecheck-cardsim --script %[4]s --link %[5]s --stay
   go run ./cmd/gatecheck run --config %[1]s
 then, while it runs:  gatecheck audit list --config %[1]s   and   gatecheck audit verify --config %[1]s
-`, cfgPath, adult, now.Add(2*24*time.Hour).In(engine.Beijing).Format(time.RFC3339), filepath.Join(dir, QueueFile), filepath.Join(dir, ReaderLink))
+A device that syncs from a central server: %[6]s (README, "Central server and sync").
+`, cfgPath, adult, now.Add(2*24*time.Hour).In(engine.Beijing).Format(time.RFC3339), filepath.Join(dir, QueueFile), filepath.Join(dir, ReaderLink), filepath.Join(dir, SyncedConfig))
 	if len(mismatches) > 0 {
 		return fmt.Errorf("demo decisions differ from the expected ones:\n  %s", strings.Join(mismatches, "\n  "))
 	}

@@ -199,6 +199,19 @@ func (s *Store) Sync() error {
 	return nil
 }
 
+// HashID hashes an ID number with a region hash key, as Store.Key does (for callers that
+// hold the key but not the store, such as a registration sent while the daemon runs).
+func HashID(hashKey []byte, n engine.IDNumber) (PersonKey, error) {
+	h, err := blake2b.New(16, hashKey)
+	if err != nil {
+		return PersonKey{}, fmt.Errorf("hash key: %w", err)
+	}
+	io.WriteString(h, n.Plain())
+	var k PersonKey
+	h.Sum(k[:0])
+	return k, nil
+}
+
 // Key hashes an ID number into its stored key.
 func (s *Store) Key(n engine.IDNumber) PersonKey {
 	h := s.hashers.Get().(hash.Hash)

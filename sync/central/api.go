@@ -155,11 +155,13 @@ func (s *Server) Batch(after uint64) ([]byte, *wire.Batch, error) {
 		b = &wire.Batch{From: after, To: after, Snapshot: st.Snapshot, ServerTime: s.cfg.Clock().UnixMilli()}
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefixChg, PrefetchValues: true, PrefetchSize: 256})
 		defer it.Close()
-		for it.Seek(append(append([]byte(nil), prefixChg...), be(after+1)...)); it.Valid() && len(b.Changes) < s.cfg.MaxBatch; it.Next() {
+		size := 0
+		for it.Seek(append(append([]byte(nil), prefixChg...), be(after+1)...)); it.Valid() && len(b.Changes) < s.cfg.MaxBatch && size < MaxBatchBytes; it.Next() {
 			v, err := it.Item().ValueCopy(nil)
 			if err != nil {
 				return err
 			}
+			size += len(v)
 			var c wire.Change
 			if err := wire.Unmarshal(v, &c); err != nil {
 				return fmt.Errorf("change log: %w", err)
@@ -198,8 +200,12 @@ func (s *Server) deltas(w http.ResponseWriter, r *http.Request, d *Device, _ str
 	writeCBOR(w, r, signed)
 }
 
-// BootstrapChunk is the number of records in one bootstrap chunk.
+// BootstrapChunk is the largest number of records in one bootstrap chunk.
 const BootstrapChunk = 5000
+
+// MaxBatchBytes bounds the encoded changes of one batch or bootstrap chunk, well under what a
+// device accepts (wire.MaxBatchSize).
+const MaxBatchBytes = 3 << 20
 
 // WriteBootstrap streams the whole population at one consistent cursor as signed chunks of
 // replace changes in key order, each framed by its uvarint length; the last carries the
@@ -229,21 +235,24 @@ func (s *Server) WriteBootstrap(w io.Writer) error {
 		}
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefixP, PrefetchValues: true, PrefetchSize: 512})
 		defer it.Close()
+		size := 0
 		for it.Rewind(); it.Valid(); it.Next() {
 			v, err := it.Item().ValueCopy(nil)
 			if err != nil {
 				return err
 			}
+			size += len(v) + 24
 			var f engine.Facts
 			if err := wire.DecodeFacts(v, &f); err != nil {
 				return err
 			}
 			key := append([]byte(nil), it.Item().Key()[len(prefixP):]...)
 			chunk.Changes = append(chunk.Changes, wire.Change{Key: key, Op: wire.OpReplace, Facts: &f})
-			if len(chunk.Changes) == BootstrapChunk {
+			if len(chunk.Changes) == BootstrapChunk || size >= MaxBatchBytes {
 				if err := emit(false); err != nil {
 					return err
 				}
+				size = 0
 			}
 		}
 		return emit(true)
@@ -284,6 +293,8 @@ func auditKey(dev string, seq uint64) []byte {
 // ones; records already stored are skipped, so retries are harmless. The ack is returned
 // only after the store is synced.
 func (s *Server) StoreAudit(d *Device, recs []wire.AuditRecord) (uint64, error) {
+	s.devMu.Lock()
+	defer s.devMu.Unlock()
 	var acked uint64
 	err := s.db.Update(func(txn *badger.Txn) error {
 		dev, err := readDevice(txn, d.ID)

@@ -133,25 +133,16 @@ func (s *Server) Approve(id string, now time.Time) (*Registration, error) {
 	effective := engine.DayStart(now, 1)
 	var key [16]byte
 	copy(key[:], r.Key)
-	var cur *engine.Facts
-	err = s.db.View(func(txn *badger.Txn) error {
-		b, err := get(txn, append(append([]byte(nil), prefixP...), key[:]...))
-		if err != nil || b == nil {
-			return err
+	_, err = s.Modify(key, func(cur *engine.Facts) *engine.Facts {
+		next := &engine.Facts{Schema: 1}
+		if cur != nil {
+			c := *cur
+			next = &c
 		}
-		cur = new(engine.Facts)
-		return wire.DecodeFacts(b, cur)
+		next.Commuter = &engine.Commuter{Since: engine.UnixOf(effective), Source: "checkpoint"}
+		return next
 	})
 	if err != nil {
-		return nil, err
-	}
-	next := &engine.Facts{Schema: 1}
-	if cur != nil {
-		c := *cur
-		next = &c
-	}
-	next.Commuter = &engine.Commuter{Since: engine.UnixOf(effective), Source: "checkpoint"}
-	if _, err := s.Put([]Person{{Key: key, Facts: next}}); err != nil {
 		return nil, err
 	}
 	r.Status, r.DecidedMs, r.EffectiveMs = "approved", now.UnixMilli(), effective.UnixMilli()

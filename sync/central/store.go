@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -62,10 +63,12 @@ type Config struct {
 
 // Server is the central store and its HTTP API. Safe for concurrent use.
 type Server struct {
-	cfg Config
-	db  *badger.DB
-	log *slog.Logger
-	mu  sync.Mutex // serialises writers of the change log
+	cfg   Config
+	db    *badger.DB
+	log   *slog.Logger
+	mu    sync.Mutex // serialises writers of the change log
+	devMu sync.Mutex // serialises read-modify-writes of device records and nonces
+	nonce []byte     // HMAC key of stateless nonces
 }
 
 // Open opens (or creates) the central store.
@@ -89,7 +92,8 @@ func Open(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open central store %s: %w", cfg.Dir, err)
 	}
-	return &Server{cfg: cfg, db: db, log: cfg.Logger}, nil
+	nk := sha256.Sum256(append(append([]byte(nil), cfg.SigningKey.Seed()...), "gatecheck nonce key"...))
+	return &Server{cfg: cfg, db: db, log: cfg.Logger, nonce: nk[:]}, nil
 }
 
 // Close closes the store.
@@ -178,6 +182,22 @@ type Person struct {
 func (s *Server) Put(people []Person) (uint64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.putLocked(people)
+}
+
+// putLocked is Put with s.mu held. A chunk too big for one transaction is split in halves.
+func (s *Server) putLocked(people []Person) (uint64, error) {
+	c, err := s.putTxn(people)
+	if errors.Is(err, badger.ErrTxnTooBig) && len(people) > 1 {
+		if _, err := s.putLocked(people[:len(people)/2]); err != nil {
+			return 0, err
+		}
+		return s.putLocked(people[len(people)/2:])
+	}
+	return c, err
+}
+
+func (s *Server) putTxn(people []Person) (uint64, error) {
 	var cursor uint64
 	err := s.db.Update(func(txn *badger.Txn) error {
 		st, err := readState(txn)
@@ -250,6 +270,26 @@ func (s *Server) Put(people []Person) (uint64, error) {
 	return cursor, nil
 }
 
+// Modify applies fn to one person's current facts and stores the result as changes, all under
+// the change-log lock, so nothing imported meanwhile is lost.
+func (s *Server) Modify(key [16]byte, fn func(*engine.Facts) *engine.Facts) (uint64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var cur *engine.Facts
+	err := s.db.View(func(txn *badger.Txn) error {
+		b, err := get(txn, append(append([]byte(nil), prefixP...), key[:]...))
+		if err != nil || b == nil {
+			return err
+		}
+		cur = new(engine.Facts)
+		return wire.DecodeFacts(b, cur)
+	})
+	if err != nil {
+		return 0, err
+	}
+	return s.putLocked([]Person{{Key: key, Facts: fn(cur)}})
+}
+
 // ImportStats summarises an import.
 type ImportStats struct {
 	Records int
@@ -281,9 +321,13 @@ func (s *Server) Import(ctx context.Context, r io.ReadSeeker) (ImportStats, erro
 			return nil
 		}
 		c, err := s.Put(chunk)
+		if err != nil {
+			return err
+		}
 		st.Cursor = c
+		st.Records += len(chunk)
 		chunk = chunk[:0]
-		return err
+		return nil
 	}
 	err := eachJSONLine(r, func(n int, b []byte) error {
 		if err := ctx.Err(); err != nil {
@@ -294,7 +338,6 @@ func (s *Server) Import(ctx context.Context, r io.ReadSeeker) (ImportStats, erro
 			return fmt.Errorf("line %d: %w", n, err)
 		}
 		chunk = append(chunk, Person{Key: s.Key(id.Number), Facts: f})
-		st.Records++
 		if len(chunk) >= 1000 {
 			return flush()
 		}

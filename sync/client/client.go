@@ -15,6 +15,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gatecheck/gatecheck/sync/wire"
@@ -77,6 +78,9 @@ type Config struct {
 	HTTP *http.Client
 	// AuditBatch bounds one audit upload; zero means 500.
 	AuditBatch int
+	// Lock, if set, is held for each whole sync, so a sync on demand and the background loop
+	// never run at once.
+	Lock sync.Locker
 	// Logger; nil discards logs.
 	Logger *slog.Logger
 }
@@ -107,13 +111,19 @@ func New(cfg Config) (*Client, error) {
 
 // do sends one signed request and returns the (decompressed) response body reader.
 func (c *Client) do(ctx context.Context, method, pathQuery string, body []byte) (io.ReadCloser, error) {
+	rc, _, err := c.doNonce(ctx, method, pathQuery, body)
+	return rc, err
+}
+
+// doNonce is do, also returning the nonce the request was signed over.
+func (c *Client) doNonce(ctx context.Context, method, pathQuery string, body []byte) (io.ReadCloser, string, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.cfg.URL+"/v1/nonce", nil)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	resp, err := c.cfg.HTTP.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("sync: nonce: %w", err)
+		return nil, "", fmt.Errorf("sync: nonce: %w", err)
 	}
 	var n struct {
 		Nonce string `json:"nonce"`
@@ -121,11 +131,11 @@ func (c *Client) do(ctx context.Context, method, pathQuery string, body []byte) 
 	err = json.NewDecoder(io.LimitReader(resp.Body, 1024)).Decode(&n)
 	resp.Body.Close()
 	if err != nil || n.Nonce == "" {
-		return nil, fmt.Errorf("sync: nonce: %v (status %s)", err, resp.Status)
+		return nil, "", fmt.Errorf("sync: nonce: %v (status %s)", err, resp.Status)
 	}
 	req, err = http.NewRequestWithContext(ctx, method, c.cfg.URL+pathQuery, bytes.NewReader(body))
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	req.Header.Set(wire.HeaderDevice, c.cfg.DeviceID)
 	req.Header.Set(wire.HeaderNonce, n.Nonce)
@@ -133,25 +143,25 @@ func (c *Client) do(ctx context.Context, method, pathQuery string, body []byte) 
 	req.Header.Set("Accept-Encoding", "gzip")
 	resp, err = c.cfg.HTTP.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("sync: %s %s: %w", method, pathQuery, err)
+		return nil, "", fmt.Errorf("sync: %s %s: %w", method, pathQuery, err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		resp.Body.Close()
-		return nil, &StatusError{Code: resp.StatusCode, Msg: strings.TrimSpace(string(msg)), Path: pathQuery}
+		return nil, "", &StatusError{Code: resp.StatusCode, Msg: strings.TrimSpace(string(msg)), Path: pathQuery}
 	}
 	if resp.Header.Get("Content-Encoding") == "gzip" {
 		zr, err := gzip.NewReader(resp.Body)
 		if err != nil {
 			resp.Body.Close()
-			return nil, fmt.Errorf("sync: gzip: %w", err)
+			return nil, "", fmt.Errorf("sync: gzip: %w", err)
 		}
 		return struct {
 			io.Reader
 			io.Closer
-		}{zr, resp.Body}, nil
+		}{zr, resp.Body}, n.Nonce, nil
 	}
-	return resp.Body, nil
+	return resp.Body, n.Nonce, nil
 }
 
 // StatusError is a request the server refused.
@@ -201,11 +211,16 @@ type Report struct {
 // SyncOnce runs one full sync: snapshots, then (bootstrap if needed and) deltas until caught
 // up with a reconciliation, then the audit upload.
 func (c *Client) SyncOnce(ctx context.Context, a Applier) (Report, error) {
+	if c.cfg.Lock != nil {
+		c.cfg.Lock.Lock()
+		defer c.cfg.Lock.Unlock()
+	}
 	var rep Report
 	st, err := a.SyncState()
 	if err != nil {
 		return rep, err
 	}
+	rep.AuditAcked = st.AuditAcked
 	if err := c.pullSnapshots(ctx, a, st.Snapshot, &rep); err != nil {
 		return rep, err
 	}
@@ -280,10 +295,42 @@ func (c *Client) SyncOnce(ctx context.Context, a Applier) (Report, error) {
 	if err := c.uploadAudit(ctx, a, &rep); err != nil {
 		return rep, err
 	}
-	if err := a.Synced(rep.ServerTime); err != nil {
+	// Trusted time comes from a token that answers this request's nonce, never from a batch:
+	// an old batch replayed by a peer or a proxy must not set the clock back.
+	t, err := c.serverTime(ctx)
+	if err != nil {
+		return rep, err
+	}
+	rep.ServerTime = t
+	if err := a.Synced(t); err != nil {
 		return rep, err
 	}
 	return rep, nil
+}
+
+// serverTime fetches a signed time token bound to the request's nonce.
+func (c *Client) serverTime(ctx context.Context) (time.Time, error) {
+	rc, nonce, err := c.doNonce(ctx, http.MethodGet, "/v1/time", nil)
+	if err != nil {
+		return time.Time{}, err
+	}
+	b, err := io.ReadAll(io.LimitReader(rc, 4096))
+	rc.Close()
+	if err != nil {
+		return time.Time{}, fmt.Errorf("sync: time token: %w", err)
+	}
+	v, err := wire.Verify(b, wire.ContentTimeToken, c.cfg.Keys)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("sync: time token: %w", err)
+	}
+	var tok wire.TimeToken
+	if err := wire.Unmarshal(v.Payload, &tok); err != nil {
+		return time.Time{}, fmt.Errorf("sync: time token: %w", err)
+	}
+	if string(tok.Nonce) != nonce {
+		return time.Time{}, fmt.Errorf("sync: time token answers another request (replayed)")
+	}
+	return time.UnixMilli(tok.Time), nil
 }
 
 func (c *Client) pullSnapshots(ctx context.Context, a Applier, after uint64, rep *Report) error {
@@ -407,6 +454,9 @@ func (c *Client) uploadAudit(ctx context.Context, a Applier, rep *Report) error 
 		if ack.Acked <= st.AuditAcked {
 			return fmt.Errorf("sync: audit upload made no progress (acked %d)", ack.Acked)
 		}
+		if ack.Acked > st.AuditAcked+uint64(len(recs)) {
+			return fmt.Errorf("sync: the server acknowledged %d, beyond the %d entries sent", ack.Acked, st.AuditAcked+uint64(len(recs)))
+		}
 		if err := a.AuditAcked(ack.Acked); err != nil {
 			return err
 		}
@@ -444,4 +494,15 @@ func (c *Client) Run(ctx context.Context, a Applier, interval time.Duration, rep
 		wait = backoff/2 + time.Duration(rand.Int64N(int64(backoff/2)+1))
 		c.log.Warn("sync failed; retrying", "in", wait.Round(time.Millisecond), "err", err)
 	}
+}
+
+// Register submits a commuter registration taken at this checkpoint (JSON, see
+// sync/central.RegistrationBody) and returns the central's answer.
+func (c *Client) Register(ctx context.Context, body []byte) ([]byte, error) {
+	rc, err := c.do(ctx, http.MethodPost, "/v1/registrations", body)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	return io.ReadAll(io.LimitReader(rc, 64<<10))
 }
