@@ -575,3 +575,105 @@ func TestDeviceClockOffServerTimeIsUntrusted(t *testing.T) {
 		t.Fatalf("corrected clock after a sync: %+v", d)
 	}
 }
+
+// One nonce, one request: the same signed request sent eight times at once is served once.
+func TestNonceSingleUseUnderConcurrency(t *testing.T) {
+	w := newSyncWorld(t)
+	resp, err := http.Get(w.url + "/v1/nonce")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n struct{ Nonce string }
+	jsonDecode(t, resp.Body, &n)
+	var ok atomic.Int64
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, _ := http.NewRequest("GET", w.url+"/v1/time", nil)
+			req.Header.Set(wire.HeaderDevice, "lane-1")
+			req.Header.Set(wire.HeaderNonce, n.Nonce)
+			req.Header.Set(wire.HeaderSignature, wire.SignRequest(w.devKey, "GET", "/v1/time", n.Nonce, nil))
+			r, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return
+			}
+			r.Body.Close()
+			if r.StatusCode == 200 {
+				ok.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if ok.Load() != 1 {
+		t.Fatalf("%d of 8 concurrent uses of one nonce were served, want 1", ok.Load())
+	}
+	// A nonce the server did not issue is refused.
+	req, _ := http.NewRequest("GET", w.url+"/v1/time", nil)
+	req.Header.Set(wire.HeaderDevice, "lane-1")
+	req.Header.Set(wire.HeaderNonce, strings.Repeat("ab", 48))
+	req.Header.Set(wire.HeaderSignature, wire.SignRequest(w.devKey, "GET", "/v1/time", strings.Repeat("ab", 48), nil))
+	r, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Body.Close()
+	if r.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("forged nonce: %d", r.StatusCode)
+	}
+}
+
+// Large records: batches and bootstrap chunks stay under what a device accepts, and a device
+// still converges.
+func TestLargeRecordsFitInBatches(t *testing.T) {
+	w := newSyncWorld(t)
+	w.publish(policies.November2021, source.Overrides{})
+	var stays []string
+	for i := 0; i < engine.MaxStays; i++ {
+		stays = append(stays, fmt.Sprintf(`{"county":"130104","from":"2021-10-%02dT%02d:00:00+08:00"}`, 1+i%28, i%24))
+	}
+	var b strings.Builder
+	for i := 0; i < 2500; i++ {
+		b.WriteString(rec(demoID(i), `"stays":[`+strings.Join(stays, ",")+`]`))
+	}
+	w.importCentral(b.String())
+	signed, batch, err := w.central.Batch(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(signed) > wire.MaxBatchSize || len(batch.Changes) >= 2500 {
+		t.Fatalf("batch of %d bytes, %d changes", len(signed), len(batch.Changes))
+	}
+	w.sync()
+	w.converged()
+}
+
+// New hardware registered under an old device id starts a fresh audit chain centrally.
+func TestRekeyedDeviceStartsFreshAudit(t *testing.T) {
+	w := newSyncWorld(t)
+	w.publish(policies.November2021, source.Overrides{})
+	w.importCentral(rec(adult))
+	w.audit.Append(audit.Entry{Kind: audit.KindDecision, TimeMs: 1, Outcome: "PASS"})
+	w.sync()
+	// The device is replaced: new key, new (empty) audit log.
+	pub, priv, _ := wire.GenerateKey(rand.Reader)
+	if err := w.central.AddDevice("lane-1", pub); err != nil {
+		t.Fatal(err)
+	}
+	w.devKey = priv
+	fresh, err := audit.OpenDir(t.TempDir(), "lane-1", priv, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
+	fresh.Append(audit.Entry{Kind: audit.KindDecision, TimeMs: 2, Outcome: "MANUAL"})
+	w.syncer.Audit = fresh
+	w.cli = w.client(w.url)
+	if rep := w.sync(); rep.AuditAcked != 1 {
+		t.Fatalf("the new device's first entry: %+v", rep)
+	}
+	if n, _ := w.central.AuditCount("lane-1"); n != 2 {
+		t.Fatalf("central holds %d entries of lane-1, want the old device's and the new one's", n)
+	}
+}

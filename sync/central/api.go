@@ -283,8 +283,11 @@ type AuditAck struct {
 	Acked uint64 `cbor:"1,keyasint" json:"acked"`
 }
 
-func auditKey(dev string, seq uint64) []byte {
+// auditKey stores an entry under its device and the device key that signed it: new hardware
+// under an old id starts a new chain without overwriting the old one.
+func auditKey(dev string, pub []byte, seq uint64) []byte {
 	k := append(append([]byte(nil), prefixAudit...), dev...)
+	k = append(append(k, '/'), wire.KeyID(ed25519.PublicKey(pub))...)
 	k = append(k, '/')
 	return append(k, be(seq)...)
 }
@@ -311,7 +314,7 @@ func (s *Server) StoreAudit(d *Device, recs []wire.AuditRecord) (uint64, error) 
 			}
 			if e.Seq < v.Next() {
 				// Already stored: a retry must carry the same record.
-				stored, err := get(txn, auditKey(dev.ID, e.Seq))
+				stored, err := get(txn, auditKey(dev.ID, dev.PubKey, e.Seq))
 				if err != nil {
 					return err
 				}
@@ -331,7 +334,7 @@ func (s *Server) StoreAudit(d *Device, recs []wire.AuditRecord) (uint64, error) 
 			if err != nil {
 				return err
 			}
-			if err := txn.Set(auditKey(dev.ID, e.Seq), b); err != nil {
+			if err := txn.Set(auditKey(dev.ID, dev.PubKey, e.Seq), b); err != nil {
 				return err
 			}
 		}
