@@ -513,7 +513,6 @@ func TestCommuterRegistrationTakesEffectNextDay(t *testing.T) {
 	}
 }
 
-
 func signedPost(t *testing.T, w *syncWorld, path, body string) int {
 	t.Helper()
 	resp, err := http.Get(w.url + "/v1/nonce")

@@ -66,7 +66,10 @@ func (b *countingBody) Read(p []byte) (int, error) {
 // people) pulled as deltas.
 func Sync(ctx context.Context, dir string, records, updates int, say func(string)) (*SyncResult, error) {
 	res := &SyncResult{Records: records, Updates: updates}
-	_, cpriv, _ := wire.GenerateKey(rand.Reader)
+	_, cpriv, err := wire.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
 	keys := wire.KeyRing{}
 	keys.Add(cpriv.Public().(ed25519.PublicKey))
 	hk := make([]byte, 32)
@@ -100,7 +103,10 @@ func Sync(ctx context.Context, dir string, records, updates int, say func(string
 	go srv.Serve(ln)
 	defer srv.Close()
 
-	dpub, dpriv, _ := wire.GenerateKey(rand.Reader)
+	dpub, dpriv, err := wire.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
 	if err := c.AddDevice("bench", dpub); err != nil {
 		return nil, err
 	}

@@ -105,7 +105,10 @@ func (s *Store) ApplyBatch(b *wire.Batch) error {
 				return fmt.Errorf("change %d: %w", c.Cursor, err)
 			}
 			if old != nil {
-				h, _ := wire.RecordHash(c.Key, old)
+				h, err := wire.RecordHash(c.Key, old)
+				if err != nil {
+					return err
+				}
 				st.Digest.Toggle(h)
 				st.Count--
 			}
@@ -115,7 +118,10 @@ func (s *Store) ApplyBatch(b *wire.Batch) error {
 				}
 				continue
 			}
-			h, _ := wire.RecordHash(c.Key, next)
+			h, err := wire.RecordHash(c.Key, next)
+			if err != nil {
+				return err
+			}
 			st.Digest.Toggle(h)
 			st.Count++
 			v, err := wire.EncodeFacts(next)
@@ -209,7 +215,11 @@ func (s *Store) Bootstrap(next func() (*wire.Batch, error)) error {
 				wb.Cancel()
 				return err
 			}
-			h, _ := wire.RecordHash(c.Key, c.Facts)
+			h, err := wire.RecordHash(c.Key, c.Facts)
+			if err != nil {
+				wb.Cancel()
+				return err
+			}
 			st.Digest.Toggle(h)
 			st.Count++
 			if err := wb.Set(keyUnder(target, key), v); err != nil {

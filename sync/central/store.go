@@ -235,7 +235,10 @@ func (s *Server) putTxn(people []Person) (uint64, error) {
 				}
 			}
 			if old != nil {
-				h, _ := wire.RecordHash(p.Key[:], old)
+				h, err := wire.RecordHash(p.Key[:], old)
+				if err != nil {
+					return err
+				}
 				st.Digest.Toggle(h)
 				st.Count--
 			}
@@ -245,7 +248,10 @@ func (s *Server) putTxn(people []Person) (uint64, error) {
 				}
 				continue
 			}
-			h, _ := wire.RecordHash(p.Key[:], state)
+			h, err := wire.RecordHash(p.Key[:], state)
+			if err != nil {
+				return err
+			}
 			st.Digest.Toggle(h)
 			st.Count++
 			b, err := wire.EncodeFacts(state)
