@@ -13,6 +13,7 @@ import (
 	"github.com/gatecheck/gatecheck/devices/ga467"
 	"github.com/gatecheck/gatecheck/edge/audit"
 	"github.com/gatecheck/gatecheck/engine"
+	"github.com/gatecheck/gatecheck/sync/gossip"
 )
 
 // CardReader is the ID-card reader the daemon polls. Poll runs find -> select -> read once and
@@ -92,6 +93,18 @@ type DaemonConfig struct {
 	CompanionWindow time.Duration
 	// Logger; nil discards logs.
 	Logger *slog.Logger
+	// Passback, if set, flags a card just used at another lane of the checkpoint (MANUAL).
+	Passback *Passback
+	// Events, if set, receives this device's decisions for the checkpoint's peers.
+	Events Broadcaster
+	// Device and Lane name this device in the events it broadcasts.
+	DeviceID, Lane string
+}
+
+// Broadcaster sends a local event to the checkpoint's peers without blocking.
+// *gossip.Node implements it.
+type Broadcaster interface {
+	Broadcast(gossip.Event) error
 }
 
 // Validate fills defaults and checks the config.
@@ -278,6 +291,10 @@ func (d *Daemon) present(ctx context.Context, number engine.IDNumber, id *engine
 		dec.At = now
 	} else {
 		dec = d.cfg.Device.Decide(*id, CheckRequest{TestOnly: testOnly}, now)
+		if pb, used := d.cfg.Passback.Check(key[:], now, dec.SnapshotVersion); used && dec.Outcome != engine.Manual {
+			pb.Popups = dec.Popups
+			dec = pb
+		}
 	}
 	pending := d.companion
 	if pending != nil && now.Sub(pending.at) > d.cfg.CompanionWindow {
@@ -286,6 +303,15 @@ func (d *Daemon) present(ctx context.Context, number engine.IDNumber, id *engine
 	p, err := d.record(ctx, dec, key[:], source, 0, number)
 	if err != nil {
 		return p, err // the pending infant waits for a passage that was recorded
+	}
+	if id != nil {
+		d.cfg.Passback.Record(d.cfg.DeviceID, d.cfg.Lane, key[:], now)
+		if d.cfg.Events != nil {
+			if err := d.cfg.Events.Broadcast(gossip.Event{Kind: gossip.EventDecision, Device: d.cfg.DeviceID, Lane: d.cfg.Lane,
+				Person: key[:], TimeMs: now.UnixMilli(), Seq: p.Seq}); err != nil {
+				d.log.Warn("gossip broadcast", logKeyErr, err)
+			}
+		}
 	}
 	d.companion = nil
 	switch {

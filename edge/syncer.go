@@ -2,6 +2,7 @@ package edge
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,10 +20,14 @@ type Syncer struct {
 	// background loop never interleave their batches.
 	Running sync.Mutex
 
-	mu   sync.Mutex
-	last client.Report
-	err  error
-	at   time.Time
+	mu     sync.Mutex
+	last   client.Report
+	err    error
+	at     time.Time
+	linked bool
+	// Central is the central server's own URL: a sync through it (not a peer's relay) means
+	// this device has a link.
+	Central string
 }
 
 var _ client.Applier = (*Syncer)(nil)
@@ -97,6 +102,14 @@ func (s *Syncer) Record(rep client.Report, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.last, s.err, s.at = rep, err, s.now()
+	s.linked = err == nil && (s.Central == "" || rep.Via == strings.TrimRight(s.Central, "/"))
+}
+
+// Linked reports whether the last sync reached the central directly.
+func (s *Syncer) Linked() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.linked
 }
 
 // Last returns the last sync's outcome and when it ran.

@@ -81,14 +81,19 @@ type Config struct {
 	// Lock, if set, is held for each whole sync, so a sync on demand and the background loop
 	// never run at once.
 	Lock sync.Locker
+	// Relays, if set, lists peers' relay URLs to try, in order, when the central cannot be
+	// reached directly. A relay only forwards: everything it returns is verified against the
+	// central's signatures as if it came from the central.
+	Relays func() []string
 	// Logger; nil discards logs.
 	Logger *slog.Logger
 }
 
 // Client syncs one device.
 type Client struct {
-	cfg Config
-	log *slog.Logger
+	cfg  Config
+	log  *slog.Logger
+	base string // the URL of the current attempt: the central, or a peer's relay
 }
 
 // New checks the config.
@@ -117,7 +122,7 @@ func (c *Client) do(ctx context.Context, method, pathQuery string, body []byte) 
 
 // doNonce is do, also returning the nonce the request was signed over.
 func (c *Client) doNonce(ctx context.Context, method, pathQuery string, body []byte) (io.ReadCloser, string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.cfg.URL+"/v1/nonce", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/v1/nonce", nil)
 	if err != nil {
 		return nil, "", err
 	}
@@ -133,7 +138,7 @@ func (c *Client) doNonce(ctx context.Context, method, pathQuery string, body []b
 	if err != nil || n.Nonce == "" {
 		return nil, "", fmt.Errorf("sync: nonce: %v (status %s)", err, resp.Status)
 	}
-	req, err = http.NewRequestWithContext(ctx, method, c.cfg.URL+pathQuery, bytes.NewReader(body))
+	req, err = http.NewRequestWithContext(ctx, method, c.base+pathQuery, bytes.NewReader(body))
 	if err != nil {
 		return nil, "", err
 	}
@@ -203,6 +208,7 @@ type Report struct {
 	Bootstrapped  bool
 	Cursor        uint64
 	Reconciled    bool
+	Via           string // the central's URL, or the relay the sync went through
 	AuditUploaded int
 	AuditAcked    uint64
 	ServerTime    time.Time
@@ -215,6 +221,27 @@ func (c *Client) SyncOnce(ctx context.Context, a Applier) (Report, error) {
 		c.cfg.Lock.Lock()
 		defer c.cfg.Lock.Unlock()
 	}
+	c.base = c.cfg.URL
+	rep, err := c.syncOnce(ctx, a)
+	rep.Via = c.base
+	var se *StatusError
+	if err == nil || errors.As(err, &se) || c.cfg.Relays == nil {
+		return rep, err // synced, or the central itself refused: no relay changes that
+	}
+	for _, r := range c.cfg.Relays() {
+		c.log.Info("central unreachable; syncing through a peer", "relay", r, "err", err)
+		c.base = strings.TrimRight(r, "/")
+		var rerr error
+		if rep, rerr = c.syncOnce(ctx, a); rerr == nil {
+			rep.Via = c.base
+			return rep, nil
+		}
+		c.log.Warn("sync through a peer failed", "relay", r, "err", rerr)
+	}
+	return rep, err
+}
+
+func (c *Client) syncOnce(ctx context.Context, a Applier) (Report, error) {
 	var rep Report
 	st, err := a.SyncState()
 	if err != nil {
@@ -499,6 +526,7 @@ func (c *Client) Run(ctx context.Context, a Applier, interval time.Duration, rep
 // Register submits a commuter registration taken at this checkpoint (JSON, see
 // sync/central.RegistrationBody) and returns the central's answer.
 func (c *Client) Register(ctx context.Context, body []byte) ([]byte, error) {
+	c.base = c.cfg.URL
 	rc, err := c.do(ctx, http.MethodPost, "/v1/registrations", body)
 	if err != nil {
 		return nil, err
