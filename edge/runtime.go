@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -20,6 +23,7 @@ import (
 	"github.com/gatecheck/gatecheck/edge/store"
 	"github.com/gatecheck/gatecheck/engine"
 	"github.com/gatecheck/gatecheck/sync/client"
+	"github.com/gatecheck/gatecheck/sync/gossip"
 )
 
 // OpenConfig opens the device a config file describes (store, trusted keys).
@@ -114,23 +118,38 @@ func Run(ctx context.Context, cfg *config.Config, opts RunOptions, log *slog.Log
 			dc.Gate = gate
 		}
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, 2)
+	var syncer *Syncer
+	if cfg.Sync != nil {
+		syncer = &Syncer{Device: d, Audit: alog, Clock: dc.Clock, Central: cfg.Sync.URL}
+	}
+	var node *gossip.Node
+	if g := cfg.Gossip; g != nil {
+		var err error
+		if node, err = startGossip(ctx, cfg, d, syncer, &dc, &wg, log); err != nil {
+			return err
+		}
+		defer node.Close()
+	}
 	dm, err := NewDaemon(dc)
 	if err != nil {
 		return err
 	}
 	ctl := &Control{Daemon: dm, Device: d, Audit: alog, DeviceID: cfg.DeviceID, DeviceKey: priv.Public().(ed25519.PublicKey),
 		TempDir: filepath.Dir(cfg.DataDir), Logger: log}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	errc := make(chan error, 2)
 	if sc := cfg.Sync; sc != nil {
 		ring, err := cfg.KeyRing()
 		if err != nil {
 			return err
 		}
-		syncer := &Syncer{Device: d, Audit: alog, Clock: dc.Clock}
-		cl, err := client.New(client.Config{URL: sc.URL, DeviceID: cfg.DeviceID, Key: priv, Keys: ring, Logger: log, Lock: &syncer.Running})
+		ccfg := client.Config{URL: sc.URL, DeviceID: cfg.DeviceID, Key: priv, Keys: ring, Logger: log, Lock: &syncer.Running}
+		if node != nil {
+			ccfg.Relays = func() []string { return linkedRelays(node) }
+		}
+		cl, err := client.New(ccfg)
 		if err != nil {
 			return err
 		}
@@ -140,8 +159,11 @@ func Run(ctx context.Context, cfg *config.Config, opts RunOptions, log *slog.Log
 			defer wg.Done()
 			cl.Run(ctx, syncer, time.Duration(sc.Interval), func(rep client.Report, err error) {
 				syncer.Record(rep, err)
+				if node != nil {
+					node.UpdateMeta()
+				}
 				if err == nil && (rep.Changes > 0 || len(rep.Snapshots) > 0 || rep.AuditUploaded > 0) {
-					log.Info("synced", "cursor", rep.Cursor, "changes", rep.Changes, "snapshots", rep.Snapshots, "audit_acked", rep.AuditAcked, "bootstrap", rep.Bootstrapped)
+					log.Info("synced", "cursor", rep.Cursor, "changes", rep.Changes, "snapshots", rep.Snapshots, "audit_acked", rep.AuditAcked, "bootstrap", rep.Bootstrapped, "via", rep.Via)
 				}
 			})
 		}()
@@ -170,6 +192,81 @@ func Run(ctx context.Context, cfg *config.Config, opts RunOptions, log *slog.Log
 	}
 	log.Info("gatecheck stopped", "audit_seq", alog.Seq())
 	return nil
+}
+
+// startGossip joins the checkpoint: the memberlist node (advertising snapshot, cursor, link
+// and relay), anti-passback from peers' events, and the relay that forwards peers' sync
+// requests while this device has a link.
+func startGossip(ctx context.Context, cfg *config.Config, d *Device, syncer *Syncer, dc *DaemonConfig, wg *sync.WaitGroup, log *slog.Logger) (*gossip.Node, error) {
+	g := cfg.Gossip
+	keys, err := cfg.GossipKeys()
+	if err != nil {
+		return nil, err
+	}
+	host, port, err := net.SplitHostPort(g.Bind)
+	if err != nil {
+		return nil, fmt.Errorf("gossip.bind: %w", err)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		return nil, fmt.Errorf("gossip.bind: %w", err)
+	}
+	pb := &Passback{Window: time.Duration(g.PassbackWindow), Device: cfg.DeviceID}
+	relayAddr := ""
+	if syncer != nil {
+		relay, err := NewRelay(cfg.Sync.URL, syncer.Linked)
+		if err != nil {
+			return nil, err
+		}
+		ln, err := net.Listen("tcp", g.Relay)
+		if err != nil {
+			return nil, fmt.Errorf("gossip.relay: %w", err)
+		}
+		relayAddr = ln.Addr().String()
+		srv := &http.Server{Handler: relay, ReadHeaderTimeout: 10 * time.Second}
+		wg.Add(1)
+		go func() { defer wg.Done(); srv.Serve(ln) }()
+		go func() { <-ctx.Done(); srv.Close() }()
+	}
+	node, err := gossip.Start(gossip.Config{Name: cfg.DeviceID, Checkpoint: g.Checkpoint, BindAddr: host, BindPort: p,
+		Seeds: g.Seeds, Keys: keys, Logger: log, OnEvent: pb.OnEvent,
+		Meta: func() gossip.Meta {
+			m := gossip.Meta{Lane: g.Lane, Relay: relayAddr}
+			if st, err := d.Store().SyncState(); err == nil {
+				m.Cursor = st.Cursor
+			}
+			d.mu.RLock()
+			m.Snapshot = d.set.Highest()
+			d.mu.RUnlock()
+			if syncer != nil {
+				m.Link = syncer.Linked()
+			}
+			return m
+		}})
+	if err != nil {
+		return nil, err
+	}
+	if strings.HasPrefix(relayAddr, "0.0.0.0:") || strings.HasPrefix(relayAddr, "[::]:") {
+		// Advertise the address peers reach memberlist on, with the relay's port.
+		_, rp, _ := net.SplitHostPort(relayAddr)
+		h, _, _ := net.SplitHostPort(node.Addr())
+		relayAddr = net.JoinHostPort(h, rp)
+		node.UpdateMeta()
+	}
+	dc.Passback, dc.Events, dc.DeviceID, dc.Lane = pb, node, cfg.DeviceID, g.Lane
+	log.Info("gossip joined", "checkpoint", g.Checkpoint, "addr", node.Addr(), "peers", len(node.Members()), "relay", relayAddr)
+	return node, nil
+}
+
+// linkedRelays lists the relays of peers that currently reach the central.
+func linkedRelays(n *gossip.Node) []string {
+	var out []string
+	for _, m := range n.Members() {
+		if m.Meta.Link && m.Meta.Relay != "" {
+			out = append(out, "http://"+m.Meta.Relay)
+		}
+	}
+	return out
 }
 
 // LogGate is a gate without hardware: each opening is shown and logged.

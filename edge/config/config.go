@@ -55,6 +55,8 @@ type Config struct {
 	Display string `yaml:"display"`
 	// Sync is the central server this device pulls from; omitted means offline-only (imports).
 	Sync *Sync `yaml:"sync"`
+	// Gossip joins the checkpoint's other devices; omitted means this device is alone.
+	Gossip *Gossip `yaml:"gossip"`
 	// CompanionWindow is how long after a COMPANION decision (an infant) the next card read is
 	// taken as the accompanying adult. Default 2m.
 	CompanionWindow Duration `yaml:"companion_window"`
@@ -92,6 +94,28 @@ type Sync struct {
 	// Interval between syncs while the link is up. Default 30s; failures back off with jitter
 	// up to ten intervals.
 	Interval Duration `yaml:"interval"`
+}
+
+// Gossip configures the checkpoint cluster (hashicorp/memberlist).
+type Gossip struct {
+	// Checkpoint labels the cluster; devices of another checkpoint are refused. Required.
+	Checkpoint string `yaml:"checkpoint"`
+	// Lane names this device in anti-passback reasons ("card used at lane 3 at 08:15").
+	// Default: the device id.
+	Lane string `yaml:"lane"`
+	// Bind is host:port for memberlist (TCP and UDP). Default 0.0.0.0:7946.
+	Bind string `yaml:"bind"`
+	// Seeds are peers to join (host:port).
+	Seeds []string `yaml:"seeds"`
+	// KeyFiles hold the gossip keys, 64 hex characters each; the first encrypts, all decrypt
+	// (rotation: add the new key everywhere, move it first everywhere, then remove the old).
+	// At least one is required.
+	KeyFiles []string `yaml:"key_files"`
+	// Relay is host:port where this device forwards peers' sync requests to the central while
+	// it has a link (needs a sync section). Default: Bind's host, port 7947.
+	Relay string `yaml:"relay"`
+	// PassbackWindow: the same card at another lane within this window is MANUAL. Default 2m.
+	PassbackWindow Duration `yaml:"passback_window"`
 }
 
 // Duration is a time.Duration written as "300ms" or "2m".
@@ -178,6 +202,24 @@ func Parse(b []byte, path string) (*Config, error) {
 			c.Gate.Pulse = Duration(time.Second)
 		}
 	}
+	if g := c.Gossip; g != nil {
+		if g.Bind == "" {
+			g.Bind = "0.0.0.0:7946"
+		}
+		if g.Relay == "" {
+			host, _, _ := strings.Cut(g.Bind, ":")
+			g.Relay = host + ":7947"
+		}
+		if g.Lane == "" {
+			g.Lane = c.DeviceID
+		}
+		if g.PassbackWindow == 0 {
+			g.PassbackWindow = Duration(2 * time.Minute)
+		}
+		for i, k := range g.KeyFiles {
+			g.KeyFiles[i] = abs(k)
+		}
+	}
 	if c.Sync != nil && c.Sync.Interval == 0 {
 		c.Sync.Interval = Duration(30 * time.Second)
 	}
@@ -227,6 +269,14 @@ func (c *Config) Validate() error {
 	}
 	if sc := c.Sync; sc != nil && !strings.HasPrefix(sc.URL, "http://") && !strings.HasPrefix(sc.URL, "https://") {
 		return bad("sync.url", "%q: want http://host:port or https://...", sc.URL)
+	}
+	if g := c.Gossip; g != nil {
+		switch {
+		case g.Checkpoint == "":
+			return bad("gossip.checkpoint", "required")
+		case len(g.KeyFiles) == 0:
+			return bad("gossip.key_files", "at least one gossip key is required (gossip is never unencrypted)")
+		}
 	}
 	if g := c.Gate; g != nil {
 		switch {
@@ -282,4 +332,21 @@ func (c *Config) KeyRing() (wire.KeyRing, error) {
 		return nil, &FieldError{File: c.file, Field: "trusted_keys", Err: errors.New("no keys")}
 	}
 	return ring, nil
+}
+
+// GossipKeys reads the gossip key files (64 hex characters each).
+func (c *Config) GossipKeys() ([][]byte, error) {
+	var out [][]byte
+	for i, p := range c.Gossip.KeyFiles {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, &FieldError{File: c.file, Field: fmt.Sprintf("gossip.key_files[%d]", i), Err: err}
+		}
+		k, err := hex.DecodeString(strings.TrimSpace(string(b)))
+		if err != nil || (len(k) != 16 && len(k) != 24 && len(k) != 32) {
+			return nil, &FieldError{File: c.file, Field: fmt.Sprintf("gossip.key_files[%d]", i), Err: fmt.Errorf("%s: want 32, 48 or 64 hex characters", p)}
+		}
+		out = append(out, k)
+	}
+	return out, nil
 }

@@ -143,7 +143,71 @@ display: console
 	if _, err := edge.WriteNewKey(filepath.Join(dir, SyncedKey)); err != nil {
 		return "", err
 	}
+	if err := writeCheckpoint(dir); err != nil {
+		return "", err
+	}
 	return filepath.Join(dir, ConfigFile), nil
+}
+
+// Checkpoint lanes the demo writes: three devices of one checkpoint, of which only the first
+// reaches the central server (the others' sync URL goes nowhere, as on a cut link).
+var Lanes = []string{"lane-a", "lane-b", "lane-c"}
+
+// writeCheckpoint writes checkpoint/<lane>.yaml, a device key per lane and the gossip key.
+func writeCheckpoint(dir string) error {
+	cp := filepath.Join(dir, "checkpoint")
+	if err := os.MkdirAll(cp, 0o755); err != nil {
+		return err
+	}
+	gk := make([]byte, 32)
+	if _, err := rand.Read(gk); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(cp, "gossip.key"), []byte(hex.EncodeToString(gk)+"\n"), 0o600); err != nil {
+		return err
+	}
+	for i, lane := range Lanes {
+		url := "http://" + CentralAddr
+		if i > 0 {
+			url = "http://127.0.0.1:9" // no central link: this lane syncs through lane-a
+		}
+		seeds := ""
+		if i > 0 {
+			seeds = "\n    - 127.0.0.1:17946"
+		}
+		cfg := fmt.Sprintf(`# Demo checkpoint device %[1]s, written by 'gatecheck demo'. Paths are relative to this file.
+device_id: demo-%[1]s
+kind: railway-gate
+data_dir: %[1]s/data
+audit_dir: %[1]s/audit
+device_key_file: %[1]s.key
+control_socket: %[1]s.sock
+hash_key_file: ../%[2]s
+trusted_keys:
+  - ../%[3]s
+sync:
+  url: %[4]s
+  interval: 3s
+gossip:
+  checkpoint: demo-checkpoint
+  lane: %[1]s
+  bind: 127.0.0.1:%[5]d
+  relay: 127.0.0.1:%[6]d
+  key_files: [gossip.key]
+  seeds:%[7]s
+display: none
+`, lane, HashKeyFile, PubFile, url, 17946+i, 17950+i, seeds)
+		if seeds == "" {
+			cfg = strings.Replace(cfg, "  seeds:\n", "  seeds: []\n", 1)
+		}
+		if err := os.WriteFile(filepath.Join(cp, lane+".yaml"), []byte(cfg), 0o644); err != nil {
+			return err
+		}
+		if _, err := edge.WriteNewKey(filepath.Join(cp, lane+".key")); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Queue is a simulated reader's script for the demo population: every traveller's card in turn

@@ -92,6 +92,9 @@ type Node struct {
 	// memberlist's Members() hands out pointers into its table that it keeps updating.
 	mu      sync.Mutex
 	members map[string]Member
+
+	stop chan struct{}
+	done chan struct{}
 }
 
 // events keeps Node.members; memberlist calls it with the node still locked, so copying here
@@ -202,12 +205,33 @@ func Start(cfg Config) (*Node, error) {
 	}
 	n.ml = ml
 	n.queue = &memberlist.TransmitLimitedQueue{NumNodes: ml.NumMembers, RetransmitMult: 3}
-	if len(cfg.Seeds) > 0 {
-		if _, err := ml.Join(cfg.Seeds); err != nil {
-			n.log.Warn("gossip: no seed answered yet", "seeds", cfg.Seeds, "err", err)
+	n.stop, n.done = make(chan struct{}), make(chan struct{})
+	go n.rejoin()
+	return n, nil
+}
+
+// rejoin joins the seeds at start and again whenever the node finds itself alone (a seed
+// that started later, a healed partition), until Close.
+func (n *Node) rejoin() {
+	defer close(n.done)
+	if len(n.cfg.Seeds) == 0 {
+		return
+	}
+	wait := time.Duration(0)
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-time.After(wait):
+		}
+		wait = 5 * time.Second
+		if n.ml.NumMembers() > 1 {
+			continue
+		}
+		if _, err := n.ml.Join(n.cfg.Seeds); err != nil {
+			n.log.Warn("gossip: no seed answered yet; retrying", "seeds", n.cfg.Seeds, "err", err)
 		}
 	}
-	return n, nil
 }
 
 // Addr is the node's memberlist address (host:port).
@@ -254,6 +278,8 @@ func (n *Node) Members() []Member {
 func (n *Node) Close() error {
 	var err error
 	n.once.Do(func() {
+		close(n.stop)
+		<-n.done
 		_ = n.ml.Leave(2 * time.Second)
 		err = n.ml.Shutdown()
 	})
