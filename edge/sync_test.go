@@ -37,7 +37,7 @@ func (c *fakeClock) Now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); ret
 func (c *fakeClock) Add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
 
 type syncWorld struct {
-	t       *testing.T
+	t       testing.TB
 	clock   *fakeClock
 	hashKey []byte
 	central *central.Server
@@ -55,7 +55,7 @@ type syncWorld struct {
 	fixture *fixture
 }
 
-func newSyncWorld(t *testing.T) *syncWorld {
+func newSyncWorld(t testing.TB) *syncWorld {
 	t.Helper()
 	w := &syncWorld{t: t, clock: &fakeClock{t: time.Date(2021, 11, 17, 8, 0, 0, 0, engine.Beijing)}}
 	w.hashKey = make([]byte, 32)
