@@ -285,3 +285,5 @@ func (n *Node) Close() error {
 	})
 	return err
 }
+
+var discard = slog.New(slog.DiscardHandler)
