@@ -23,6 +23,8 @@ const RulePassback = "system.anti-passback"
 type Passback struct {
 	Window time.Duration
 	Device string
+	// Now is the local clock (nil: time.Now); peers' times are never trusted beyond it.
+	Now func() time.Time
 
 	mu   sync.Mutex
 	seen map[[16]byte]passRecord
@@ -45,7 +47,9 @@ func (p *Passback) Record(device, lane string, person []byte, at time.Time) {
 	if p.seen == nil {
 		p.seen = map[[16]byte]passRecord{}
 	}
-	if old, ok := p.seen[k]; ok && old.at.After(at) {
+	if old, ok := p.seen[k]; ok && (old.at.After(at) || (old.device != device && device == p.Device && at.Sub(old.at) <= p.Window)) {
+		// Keep a newer record, and keep another lane's record within the window over this
+		// device's own (a second tap here must still be flagged).
 		return
 	}
 	p.seen[k] = passRecord{device: device, lane: lane, at: at}
@@ -59,11 +63,21 @@ func (p *Passback) Record(device, lane string, person []byte, at time.Time) {
 	}
 }
 
-// OnEvent records a peer's decision event.
+// OnEvent records a peer's decision event. A peer's time later than the local clock is taken
+// as now: a peer with a fast clock must not switch anti-passback off.
 func (p *Passback) OnEvent(e gossip.Event) {
-	if e.Kind == gossip.EventDecision && e.Device != p.Device {
-		p.Record(e.Device, e.Lane, e.Person, time.UnixMilli(e.TimeMs))
+	if e.Kind != gossip.EventDecision || e.Device == p.Device {
+		return
 	}
+	now := time.Now()
+	if p.Now != nil {
+		now = p.Now()
+	}
+	at := time.UnixMilli(e.TimeMs)
+	if at.After(now) {
+		at = now
+	}
+	p.Record(e.Device, e.Lane, e.Person, at)
 }
 
 // Check returns the MANUAL decision for a card used at another lane within the window, or
@@ -101,8 +115,13 @@ func NewRelay(central string, up func() bool) (*Relay, error) {
 	if err != nil || u.Host == "" {
 		return nil, fmt.Errorf("relay: central url %q", central)
 	}
-	return &Relay{proxy: httputil.NewSingleHostReverseProxy(u), Up: up}, nil
+	proxy := httputil.NewSingleHostReverseProxy(u)
+	proxy.Transport = &http.Transport{ResponseHeaderTimeout: 30 * time.Second, IdleConnTimeout: 90 * time.Second, MaxIdleConnsPerHost: 4}
+	return &Relay{proxy: proxy, Up: up}, nil
 }
+
+// MaxRelayBody bounds a request a peer sends through the relay (audit uploads are the largest).
+const MaxRelayBody = 16 << 20
 
 // ServeHTTP forwards /v1/ requests.
 func (r *Relay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
@@ -110,6 +129,11 @@ func (r *Relay) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		http.NotFound(w, req)
 		return
 	}
+	if req.Method != http.MethodGet && req.Method != http.MethodPost {
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	req.Body = http.MaxBytesReader(w, req.Body, MaxRelayBody)
 	if r.Up != nil && !r.Up() {
 		http.Error(w, errors.New("this peer has no central link now").Error(), http.StatusServiceUnavailable)
 		return

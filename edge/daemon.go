@@ -304,7 +304,7 @@ func (d *Daemon) present(ctx context.Context, number engine.IDNumber, id *engine
 	if err != nil {
 		return p, err // the pending infant waits for a passage that was recorded
 	}
-	if id != nil {
+	if id != nil && dec.Rule != RulePassback {
 		d.cfg.Passback.Record(d.cfg.DeviceID, d.cfg.Lane, key[:], now)
 		if d.cfg.Events != nil {
 			if err := d.cfg.Events.Broadcast(gossip.Event{Kind: gossip.EventDecision, Device: d.cfg.DeviceID, Lane: d.cfg.Lane,

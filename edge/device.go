@@ -54,10 +54,14 @@ const ClockJumpLimit = 2 * time.Hour
 
 // SetTrustedTime anchors trusted time: the server said serverTime when the local clock read
 // local.
-func (d *Device) SetTrustedTime(serverTime, local time.Time) {
+func (d *Device) SetTrustedTime(serverTime, local time.Time) error {
 	d.timeMu.Lock()
 	defer d.timeMu.Unlock()
+	if serverTime.Before(d.trustedAt) {
+		return fmt.Errorf("server time %s is earlier than the trusted time %s: refused", serverTime.Format(time.RFC3339), d.trustedAt.Format(time.RFC3339))
+	}
 	d.trustedAt, d.anchorAt = serverTime, local
+	return nil
 }
 
 // clockCheck returns why the wall clock cannot be trusted, or "". offset is how far the local

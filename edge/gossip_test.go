@@ -485,3 +485,35 @@ func BenchmarkCheckpointConverge(b *testing.B) {
 	}
 	b.ReportMetric(float64(total)/5/float64(len(peers)), "gossip_bytes_per_s_per_node")
 }
+
+func TestPassbackTable(t *testing.T) {
+	now := time.Date(2021, 11, 20, 8, 0, 0, 0, engine.Beijing)
+	pb := &edge.Passback{Window: 2 * time.Minute, Device: "lane-2", Now: func() time.Time { return now }}
+	card := make([]byte, 16)
+	card[0] = 7
+	pb.OnEvent(gossip.Event{Kind: gossip.EventDecision, Device: "lane-1", Lane: "1", Person: card, TimeMs: now.Add(-time.Minute).UnixMilli()})
+	if _, used := pb.Check(card, now, 1); !used {
+		t.Fatal("a card used at lane 1 a minute ago was not flagged")
+	}
+	// This lane's own (flagged) passage must not hide lane 1's record: a second tap here is
+	// flagged too.
+	pb.Record("lane-2", "2", card, now)
+	if _, used := pb.Check(card, now.Add(10*time.Second), 1); !used {
+		t.Fatal("a second tap at this lane within the window passed")
+	}
+	// A peer with a fast clock: its event counts as now, not as a future that never arrives.
+	other := make([]byte, 16)
+	other[0] = 8
+	pb.OnEvent(gossip.Event{Kind: gossip.EventDecision, Device: "lane-3", Lane: "3", Person: other, TimeMs: now.Add(3 * time.Hour).UnixMilli()})
+	if _, used := pb.Check(other, now.Add(30*time.Second), 1); !used {
+		t.Fatal("an event from a fast-clock peer switched anti-passback off")
+	}
+	// Our own events never flag our own lane; past the window nothing is flagged.
+	pb.OnEvent(gossip.Event{Kind: gossip.EventDecision, Device: "lane-2", Person: make([]byte, 16), TimeMs: now.UnixMilli()})
+	if _, used := pb.Check(make([]byte, 16), now, 1); used {
+		t.Fatal("own event flagged")
+	}
+	if _, used := pb.Check(card, now.Add(5*time.Minute), 1); used {
+		t.Fatal("flagged after the window")
+	}
+}

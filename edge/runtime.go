@@ -212,6 +212,9 @@ func startGossip(ctx context.Context, cfg *config.Config, d *Device, syncer *Syn
 		return nil, fmt.Errorf("gossip.bind: %w", err)
 	}
 	pb := &Passback{Window: time.Duration(g.PassbackWindow), Device: cfg.DeviceID}
+	if dc.Clock != nil {
+		pb.Now = dc.Clock.Now
+	}
 	relayAddr := ""
 	if syncer != nil {
 		relay, err := NewRelay(cfg.Sync.URL, syncer.Linked)
@@ -223,7 +226,8 @@ func startGossip(ctx context.Context, cfg *config.Config, d *Device, syncer *Syn
 			return nil, fmt.Errorf("gossip.relay: %w", err)
 		}
 		relayAddr = ln.Addr().String()
-		srv := &http.Server{Handler: relay, ReadHeaderTimeout: 10 * time.Second}
+		srv := &http.Server{Handler: relay, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 2 * time.Minute,
+			WriteTimeout: 10 * time.Minute, IdleTimeout: 2 * time.Minute}
 		wg.Add(1)
 		go func() { defer wg.Done(); srv.Serve(ln) }()
 		go func() { <-ctx.Done(); srv.Close() }()

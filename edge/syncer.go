@@ -93,8 +93,7 @@ func (s *Syncer) Synced(serverTime time.Time) error {
 	if serverTime.IsZero() {
 		return fmt.Errorf("sync: no server time")
 	}
-	s.Device.SetTrustedTime(serverTime, s.now())
-	return nil
+	return s.Device.SetTrustedTime(serverTime, s.now())
 }
 
 // Record keeps the last sync's outcome for status.

@@ -276,6 +276,8 @@ func (c *Config) Validate() error {
 			return bad("gossip.checkpoint", "required")
 		case len(g.KeyFiles) == 0:
 			return bad("gossip.key_files", "at least one gossip key is required (gossip is never unencrypted)")
+		case len(g.Lane) > 64:
+			return bad("gossip.lane", "%d characters, at most 64 (it travels in every node's metadata)", len(g.Lane))
 		}
 	}
 	if g := c.Gate; g != nil {

@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"crypto/ed25519"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -101,8 +102,16 @@ func writeCBOR(w http.ResponseWriter, r *http.Request, b []byte) {
 	w.Write(b)
 }
 
+func challenge(r *http.Request) []byte {
+	c, err := hex.DecodeString(r.URL.Query().Get("challenge"))
+	if err != nil || len(c) > 64 {
+		return nil
+	}
+	return c
+}
+
 func (s *Server) timeToken(w http.ResponseWriter, r *http.Request, d *Device, nonce string, _ []byte) {
-	b, err := wire.Marshal(wire.TimeToken{Time: s.cfg.Clock().UnixMilli(), Nonce: []byte(nonce)})
+	b, err := wire.Marshal(wire.TimeToken{Time: s.cfg.Clock().UnixMilli(), Nonce: []byte(nonce), Challenge: challenge(r)})
 	if err == nil {
 		b, err = wire.Sign(b, wire.ContentTimeToken, s.cfg.SigningKey)
 	}
@@ -278,11 +287,6 @@ type AuditUpload struct {
 	Records []wire.AuditRecord `cbor:"1,keyasint"`
 }
 
-// AuditAck is the answer: every entry up to Acked is durable centrally.
-type AuditAck struct {
-	Acked uint64 `cbor:"1,keyasint" json:"acked"`
-}
-
 // auditKey stores an entry under its device and the device key that signed it: new hardware
 // under an old id starts a new chain without overwriting the old one.
 func auditKey(dev string, pub []byte, seq uint64) []byte {
@@ -369,7 +373,14 @@ func (s *Server) audit(w http.ResponseWriter, r *http.Request, d *Device, _ stri
 		httpErr(w, http.StatusInternalServerError, err)
 		return
 	}
-	b, _ := wire.Marshal(AuditAck{Acked: acked})
+	b, err := wire.Marshal(wire.AuditAck{Device: d.ID, Acked: acked, Challenge: challenge(r)})
+	if err == nil {
+		b, err = wire.Sign(b, wire.ContentAuditAck, s.cfg.SigningKey)
+	}
+	if err != nil {
+		httpErr(w, http.StatusInternalServerError, err)
+		return
+	}
 	writeCBOR(w, r, b)
 }
 

@@ -6,7 +6,9 @@ import (
 	"compress/gzip"
 	"context"
 	"crypto/ed25519"
+	crand "crypto/rand"
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -337,7 +339,8 @@ func (c *Client) syncOnce(ctx context.Context, a Applier) (Report, error) {
 
 // serverTime fetches a signed time token bound to the request's nonce.
 func (c *Client) serverTime(ctx context.Context) (time.Time, error) {
-	rc, nonce, err := c.doNonce(ctx, http.MethodGet, "/v1/time", nil)
+	ch := newChallenge()
+	rc, nonce, err := c.doNonce(ctx, http.MethodGet, "/v1/time?challenge="+hex.EncodeToString(ch), nil)
 	if err != nil {
 		return time.Time{}, err
 	}
@@ -354,10 +357,16 @@ func (c *Client) serverTime(ctx context.Context) (time.Time, error) {
 	if err := wire.Unmarshal(v.Payload, &tok); err != nil {
 		return time.Time{}, fmt.Errorf("sync: time token: %w", err)
 	}
-	if string(tok.Nonce) != nonce {
+	if string(tok.Nonce) != nonce || !bytes.Equal(tok.Challenge, ch) {
 		return time.Time{}, fmt.Errorf("sync: time token answers another request (replayed)")
 	}
 	return time.UnixMilli(tok.Time), nil
+}
+
+func newChallenge() []byte {
+	b := make([]byte, 16)
+	crand.Read(b)
+	return b
 }
 
 func (c *Client) pullSnapshots(ctx context.Context, a Applier, after uint64, rep *Report) error {
@@ -463,20 +472,28 @@ func (c *Client) uploadAudit(ctx context.Context, a Applier, rep *Report) error 
 		if err != nil {
 			return err
 		}
-		rc, err := c.do(ctx, http.MethodPost, "/v1/audit", body)
+		ch := newChallenge()
+		rc, err := c.do(ctx, http.MethodPost, "/v1/audit?challenge="+hex.EncodeToString(ch), body)
 		if err != nil {
 			return err
 		}
-		b, err := io.ReadAll(io.LimitReader(rc, 1024))
+		b, err := io.ReadAll(io.LimitReader(rc, 4096))
 		rc.Close()
 		if err != nil {
 			return fmt.Errorf("sync: audit ack: %w", err)
 		}
-		var ack struct {
-			Acked uint64 `cbor:"1,keyasint"`
-		}
-		if err := wire.Unmarshal(b, &ack); err != nil {
+		// Only a signed ack answering this upload's challenge counts: a relay can neither
+		// invent one nor replay an old one.
+		v, err := wire.Verify(b, wire.ContentAuditAck, c.cfg.Keys)
+		if err != nil {
 			return fmt.Errorf("sync: audit ack: %w", err)
+		}
+		var ack wire.AuditAck
+		if err := wire.Unmarshal(v.Payload, &ack); err != nil {
+			return fmt.Errorf("sync: audit ack: %w", err)
+		}
+		if ack.Device != c.cfg.DeviceID || !bytes.Equal(ack.Challenge, ch) {
+			return fmt.Errorf("sync: audit ack answers another upload")
 		}
 		if ack.Acked <= st.AuditAcked {
 			return fmt.Errorf("sync: audit upload made no progress (acked %d)", ack.Acked)

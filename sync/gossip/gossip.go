@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gatecheck/gatecheck/sync/wire"
@@ -92,9 +93,11 @@ type Node struct {
 	// memberlist's Members() hands out pointers into its table that it keeps updating.
 	mu      sync.Mutex
 	members map[string]Member
+	seen    map[string]time.Time // events already handled (device/seq), for rebroadcast once
 
 	stop chan struct{}
 	done chan struct{}
+	mlp  atomic.Pointer[memberlist.Memberlist] // for the queue, which exists before ml
 }
 
 // events keeps Node.members; memberlist calls it with the node still locked, so copying here
@@ -135,7 +138,7 @@ func (d delegate) NodeMeta(limit int) []byte {
 }
 
 func (d delegate) NotifyMsg(b []byte) {
-	if d.n.cfg.OnEvent == nil || len(b) > 1024 {
+	if len(b) > 1024 {
 		return
 	}
 	var e Event
@@ -143,7 +146,34 @@ func (d delegate) NotifyMsg(b []byte) {
 		d.n.log.Warn("gossip: undecodable event", "err", err)
 		return
 	}
-	d.n.cfg.OnEvent(e)
+	// memberlist retransmits a broadcast only a few times in all, which does not reach every
+	// node of a larger checkpoint: each node passes an event on once.
+	id := fmt.Sprintf("%s/%d/%d", e.Device, e.Seq, e.TimeMs)
+	d.n.mu.Lock()
+	_, dup := d.n.seen[id]
+	if !dup {
+		if d.n.seen == nil {
+			d.n.seen = map[string]time.Time{}
+		}
+		d.n.seen[id] = time.Now()
+		if len(d.n.seen) > 10000 {
+			for k, at := range d.n.seen {
+				if time.Since(at) > 10*time.Minute {
+					delete(d.n.seen, k)
+				}
+			}
+		}
+	}
+	d.n.mu.Unlock()
+	if dup || e.Device == d.n.cfg.Name {
+		return
+	}
+	if d.n.queue != nil {
+		d.n.queue.QueueBroadcast(broadcast(append([]byte(nil), b...)))
+	}
+	if d.n.cfg.OnEvent != nil {
+		d.n.cfg.OnEvent(e)
+	}
 }
 
 func (d delegate) GetBroadcasts(overhead, limit int) [][]byte {
@@ -166,6 +196,12 @@ func Start(cfg Config) (*Node, error) {
 		return nil, errors.New("gossip: name, checkpoint and a gossip key are required")
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger, members: map[string]Member{}}
+	n.queue = &memberlist.TransmitLimitedQueue{NumNodes: func() int {
+		if ml := n.mlp.Load(); ml != nil {
+			return ml.NumMembers()
+		}
+		return 1
+	}, RetransmitMult: 3}
 	if n.log == nil {
 		n.log = slog.New(slog.DiscardHandler)
 	}
@@ -204,7 +240,7 @@ func Start(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("gossip: %w", err)
 	}
 	n.ml = ml
-	n.queue = &memberlist.TransmitLimitedQueue{NumNodes: ml.NumMembers, RetransmitMult: 3}
+	n.mlp.Store(ml)
 	n.stop, n.done = make(chan struct{}), make(chan struct{})
 	go n.rejoin()
 	return n, nil
@@ -258,7 +294,14 @@ func (n *Node) Broadcast(e Event) error {
 	if len(b) > 1024 {
 		return fmt.Errorf("gossip: event of %d bytes", len(b))
 	}
+	n.mu.Lock()
+	if n.seen == nil {
+		n.seen = map[string]time.Time{}
+	}
+	n.seen[fmt.Sprintf("%s/%d/%d", e.Device, e.Seq, e.TimeMs)] = time.Now()
+	n.mu.Unlock()
 	n.queue.QueueBroadcast(broadcast(b))
+	n.queue.Prune(256) // alone for a while: keep the newest events only
 	return nil
 }
 
@@ -279,9 +322,9 @@ func (n *Node) Close() error {
 	var err error
 	n.once.Do(func() {
 		close(n.stop)
-		<-n.done
 		_ = n.ml.Leave(2 * time.Second)
-		err = n.ml.Shutdown()
+		err = n.ml.Shutdown() // also ends a join in progress in rejoin
+		<-n.done
 	})
 	return err
 }

@@ -84,9 +84,21 @@ func VerifyBatch(signed []byte, keys KeyRing) (*Batch, Verified, error) {
 // TimeToken is the server's signed statement of its time, answering a device's nonce so it
 // cannot be replayed; peers may relay it.
 type TimeToken struct {
-	Time  int64  `cbor:"1,keyasint"` // Unix milliseconds
-	Nonce []byte `cbor:"2,keyasint,omitempty"`
+	Time      int64  `cbor:"1,keyasint"` // Unix milliseconds
+	Nonce     []byte `cbor:"2,keyasint,omitempty"`
+	Challenge []byte `cbor:"3,keyasint,omitempty"` // the client's own random challenge: a relay cannot replay an old token
 }
+
+// AuditAck is the central's signed acknowledgement of an audit upload, answering the
+// client's challenge so that a relay can neither invent nor replay one.
+type AuditAck struct {
+	Device    string `cbor:"1,keyasint"`
+	Acked     uint64 `cbor:"2,keyasint"`
+	Challenge []byte `cbor:"3,keyasint"`
+}
+
+// ContentAuditAck is the content type of a signed AuditAck.
+const ContentAuditAck = "application/vnd.gatecheck.audit-ack+cbor"
 
 // Request signing: a device signs every request to the central server with its key over the
 // method, the path with query, a server-issued single-use nonce and the body's SHA-256.
