@@ -318,6 +318,8 @@ func admin(cmd string, args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
+	case cmd == "devices" && sub == "revoke" && *id == "":
+		return cli.Usagef("devices revoke: --id is required")
 	case cmd == "devices" && sub == "revoke":
 		b, _ := json.Marshal(map[string]string{"id": *id})
 		err = adminCall(c, "POST", "/admin/devices/revoke", bytes.NewReader(b), &out)
@@ -330,8 +332,6 @@ func admin(cmd string, args []string, stdout, stderr io.Writer) error {
 		err = adminCall(c, "GET", "/admin/registrations?status="+*status, nil, &out)
 	case cmd == "registrations" && sub == "reject" && *reason == "":
 		return cli.Usagef("registrations reject: --reason is required")
-	case cmd == "devices" && sub == "revoke" && *id == "":
-		return cli.Usagef("devices revoke: --id is required")
 	case cmd == "registrations" && (sub == "approve" || sub == "reject") && len(pos) == 1:
 		b, _ := json.Marshal(map[string]string{"id": pos[0], "reason": *reason})
 		if sub == "approve" {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -81,8 +82,7 @@ func (l *local) Close() error {
 
 func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := cli.NewFlags("gatecheck run", stderr)
-	df := addDeviceFlags(fs)
-	*df.logLevel = "info"
+	df := addDeviceFlagsLevel(fs, "info")
 	pos, err := cli.Parse(fs, args)
 	if err != nil {
 		return err
@@ -265,8 +265,12 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 }
 
 func policy(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		return cli.Usagef("policy: want install FILE or list")
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprintln(stderr, "usage: gatecheck policy install FILE | list   (--config FILE)")
+		if len(args) == 0 {
+			return cli.Usagef("policy: want install FILE or list")
+		}
+		return flag.ErrHelp
 	}
 	fs := cli.NewFlags("gatecheck policy "+args[0], stderr)
 	df := addDeviceFlags(fs)
@@ -352,8 +356,12 @@ func policy(args []string, stdout, stderr io.Writer) error {
 }
 
 func auditCmd(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		return cli.Usagef("audit: want verify or list")
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprintln(stderr, "usage: gatecheck audit verify [--pubkey FILE] | list [--from SEQ] [--n N]   (--config FILE)")
+		if len(args) == 0 {
+			return cli.Usagef("audit: want verify or list")
+		}
+		return flag.ErrHelp
 	}
 	fs := cli.NewFlags("gatecheck audit "+args[0], stderr)
 	df := addDeviceFlags(fs)

@@ -88,14 +88,16 @@ type deviceFlags struct {
 	logLevel *string
 }
 
-func addDeviceFlags(fs *flag.FlagSet) deviceFlags {
+func addDeviceFlags(fs *flag.FlagSet) deviceFlags { return addDeviceFlagsLevel(fs, "warn") }
+
+func addDeviceFlagsLevel(fs *flag.FlagSet, level string) deviceFlags {
 	def := os.Getenv("GATECHECK_CONFIG")
 	if def == "" {
 		def = "/etc/gatecheck/gatecheck.yaml"
 	}
 	return deviceFlags{
 		config:   fs.String("config", def, "device config file"),
-		logLevel: fs.String("log-level", "warn", "debug, info, warn or error"),
+		logLevel: fs.String("log-level", level, "debug, info, warn or error"),
 	}
 }
 
