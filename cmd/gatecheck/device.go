@@ -564,15 +564,7 @@ func syncCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return err
 		}
 		defer l.Close()
-		priv, _, err := edge.LoadOrCreateKey(cfg.DeviceKeyFile)
-		if err != nil {
-			return err
-		}
-		ring, err := cfg.KeyRing()
-		if err != nil {
-			return err
-		}
-		cl, err := client.New(client.Config{URL: cfg.Sync.URL, DeviceID: cfg.DeviceID, Key: priv, Keys: ring, Logger: log})
+		cl, err := newSyncClient(cfg, log)
 		if err != nil {
 			return err
 		}
@@ -625,15 +617,7 @@ func register(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	priv, _, err := edge.LoadOrCreateKey(cfg.DeviceKeyFile)
-	if err != nil {
-		return err
-	}
-	ring, err := cfg.KeyRing()
-	if err != nil {
-		return err
-	}
-	cl, err := client.New(client.Config{URL: cfg.Sync.URL, DeviceID: cfg.DeviceID, Key: priv, Keys: ring, Logger: log})
+	cl, err := newSyncClient(cfg, log)
 	if err != nil {
 		return err
 	}
@@ -651,4 +635,17 @@ func register(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fmt.Fprintf(stdout, "registration %s for %s sent: %s; once approved centrally, the commuter tag takes effect at 00:00 the next day\n",
 		reg.ID, ident.Number.Masked(), reg.Status)
 	return nil
+}
+
+// newSyncClient makes the device's sync client from its config (device key, trusted keys).
+func newSyncClient(cfg *config.Config, log *slog.Logger) (*client.Client, error) {
+	priv, _, err := edge.LoadOrCreateKey(cfg.DeviceKeyFile)
+	if err != nil {
+		return nil, err
+	}
+	ring, err := cfg.KeyRing()
+	if err != nil {
+		return nil, err
+	}
+	return client.New(client.Config{URL: cfg.Sync.URL, DeviceID: cfg.DeviceID, Key: priv, Keys: ring, Logger: log})
 }

@@ -104,29 +104,15 @@ func (s *Store) ApplyBatch(b *wire.Batch) error {
 			if err != nil {
 				return fmt.Errorf("change %d: %w", c.Cursor, err)
 			}
-			if old != nil {
-				h, err := wire.RecordHash(c.Key, old)
-				if err != nil {
-					return err
-				}
-				st.Digest.Toggle(h)
-				st.Count--
+			v, err := st.Digest.Move(c.Key, old, next, &st.Count)
+			if err != nil {
+				return err
 			}
 			if next == nil {
 				if err := txn.Delete(pk); err != nil {
 					return err
 				}
 				continue
-			}
-			h, err := wire.RecordHash(c.Key, next)
-			if err != nil {
-				return err
-			}
-			st.Digest.Toggle(h)
-			st.Count++
-			v, err := wire.EncodeFacts(next)
-			if err != nil {
-				return err
 			}
 			if err := txn.Set(pk, v); err != nil {
 				return err
@@ -210,18 +196,11 @@ func (s *Store) Bootstrap(next func() (*wire.Batch, error)) error {
 			c := &b.Changes[i]
 			var key PersonKey
 			copy(key[:], c.Key)
-			v, err := wire.EncodeFacts(c.Facts)
+			v, err := st.Digest.Move(c.Key, nil, c.Facts, &st.Count)
 			if err != nil {
 				wb.Cancel()
 				return err
 			}
-			h, err := wire.RecordHash(c.Key, c.Facts)
-			if err != nil {
-				wb.Cancel()
-				return err
-			}
-			st.Digest.Toggle(h)
-			st.Count++
 			if err := wb.Set(keyUnder(target, key), v); err != nil {
 				wb.Cancel()
 				return err

@@ -234,29 +234,15 @@ func (s *Server) putTxn(people []Person) (uint64, error) {
 					return err
 				}
 			}
-			if old != nil {
-				h, err := wire.RecordHash(p.Key[:], old)
-				if err != nil {
-					return err
-				}
-				st.Digest.Toggle(h)
-				st.Count--
+			b, err := st.Digest.Move(p.Key[:], old, state, &st.Count)
+			if err != nil {
+				return err
 			}
 			if state == nil {
 				if err := txn.Delete(pk); err != nil {
 					return err
 				}
 				continue
-			}
-			h, err := wire.RecordHash(p.Key[:], state)
-			if err != nil {
-				return err
-			}
-			st.Digest.Toggle(h)
-			st.Count++
-			b, err := wire.EncodeFacts(state)
-			if err != nil {
-				return err
 			}
 			if err := txn.Set(pk, b); err != nil {
 				return err

@@ -248,12 +248,16 @@ func RecordHash(key []byte, f *engine.Facts) ([32]byte, error) {
 	if err != nil {
 		return [32]byte{}, err
 	}
+	return hashEncoded(key, b), nil
+}
+
+func hashEncoded(key, encoded []byte) [32]byte {
 	h := sha256.New()
 	h.Write(key)
-	h.Write(b)
+	h.Write(encoded)
 	var out [32]byte
 	h.Sum(out[:0])
-	return out, nil
+	return out
 }
 
 // Digest is an order-independent digest of a whole population: the XOR of every person's
@@ -270,3 +274,26 @@ func (d *Digest) Toggle(h [32]byte) {
 
 // Equal compares digests.
 func (d Digest) Equal(o Digest) bool { return bytes.Equal(d[:], o[:]) }
+
+// Move accounts for one record going from old to new (nil: absent) in a population's digest
+// and count, and returns new's encoding (nil when it is absent) for the caller to store.
+func (d *Digest) Move(key []byte, old, new *engine.Facts, count *uint64) ([]byte, error) {
+	if old != nil {
+		h, err := RecordHash(key, old)
+		if err != nil {
+			return nil, err
+		}
+		d.Toggle(h)
+		*count--
+	}
+	if new == nil {
+		return nil, nil
+	}
+	b, err := EncodeFacts(new)
+	if err != nil {
+		return nil, err
+	}
+	d.Toggle(hashEncoded(key, b))
+	*count++
+	return b, nil
+}
