@@ -3,18 +3,6 @@
 // answers the protocol like a real reader, paced at the configured baud.
 package main
 
-import (
-	"context"
-	"os"
-	"os/signal"
-	"syscall"
+import "github.com/gatecheck/gatecheck/cmd/internal/cli"
 
-	"github.com/gatecheck/gatecheck/cmd/internal/cli"
-)
-
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	os.Exit(cli.ExitCode("gatecheck-cardsim", err, os.Stderr))
-}
+func main() { cli.Main("gatecheck-cardsim", run) }

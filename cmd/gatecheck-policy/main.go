@@ -2,18 +2,6 @@
 // signs, verifies and inspects rule snapshots.
 package main
 
-import (
-	"context"
-	"os"
-	"os/signal"
-	"syscall"
+import "github.com/gatecheck/gatecheck/cmd/internal/cli"
 
-	"github.com/gatecheck/gatecheck/cmd/internal/cli"
-)
-
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	os.Exit(cli.ExitCode("gatecheck-policy", err, os.Stderr))
-}
+func main() { cli.Main("gatecheck-policy", run) }

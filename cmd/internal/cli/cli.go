@@ -3,10 +3,14 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
+	"syscall"
 )
 
 // UsageError is a command-line mistake: exit code 2.
@@ -63,4 +67,16 @@ func NoArgs(cmd string, pos []string) error {
 		return Usagef("%s: unexpected argument %q", cmd, pos[0])
 	}
 	return nil
+}
+
+// RunFunc is a command's body: arguments and output streams in, an error out.
+type RunFunc func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+
+// Main runs a command until it returns or SIGINT/SIGTERM cancels its context, and exits with
+// the code ExitCode gives.
+func Main(prog string, run RunFunc) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(ExitCode(prog, err, os.Stderr))
 }
