@@ -29,9 +29,7 @@ func TestEventsReachEveryNode(t *testing.T) {
 		defer n.Close()
 		all = append(all, n)
 	}
-	for i := 0; i < 200 && len(all[0].Members()) < nodes-1; i++ {
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitMembers(t, all)
 	for s := 1; s <= events; s++ {
 		if err := all[0].Broadcast(Event{Kind: EventDecision, Device: "n0", Seq: uint64(s), TimeMs: int64(s), Person: make([]byte, 16)}); err != nil {
 			t.Fatal(err)
@@ -47,7 +45,7 @@ func TestEventsReachEveryNode(t *testing.T) {
 		}
 		return true
 	}
-	for i := 0; i < 300 && !complete(); i++ { // bounded
+	for i := 0; i < 750 && !complete(); i++ { // bounded: broadcasts, then push-pull every 2 s
 		time.Sleep(20 * time.Millisecond)
 	}
 	if !complete() {
@@ -56,5 +54,65 @@ func TestEventsReachEveryNode(t *testing.T) {
 		for i := 1; i < nodes; i++ {
 			t.Errorf("node %d got %d of %d events", i, len(got[i]), events)
 		}
+	}
+}
+
+// waitMembers waits (bounded) until every node lists all the others.
+func waitMembers(t *testing.T, all []*Node) {
+	t.Helper()
+	full := func() bool {
+		for _, n := range all {
+			if len(n.Members()) < len(all)-1 {
+				return false
+			}
+		}
+		return true
+	}
+	for i := 0; i < 500 && !full(); i++ {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !full() {
+		t.Fatal("the cluster did not form")
+	}
+}
+
+// A lane that joins after events were broadcast still gets the recent ones, through
+// push-pull (anti-entropy), so anti-passback does not depend on having been up at the time.
+func TestLateNodeGetsRecentEvents(t *testing.T) {
+	key := []byte("0123456789abcdef0123456789abcdef")
+	a, err := Start(Config{Name: "a", Checkpoint: "cp", BindAddr: "127.0.0.1", Keys: [][]byte{key}, Local: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	for s := 1; s <= 5; s++ {
+		if err := a.Broadcast(Event{Kind: EventDecision, Device: "a", Seq: uint64(s), TimeMs: int64(s), Person: make([]byte, 16)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := make(chan Event, 16)
+	b, err := Start(Config{Name: "b", Checkpoint: "cp", BindAddr: "127.0.0.1", Keys: [][]byte{key}, Local: true,
+		Seeds: []string{a.Addr()}, OnEvent: func(e Event) { got <- e }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	seen := map[uint64]bool{}
+	deadline := time.After(15 * time.Second)
+	for len(seen) < 5 {
+		select {
+		case e := <-got:
+			if e.Device != "a" {
+				t.Fatalf("event from %q", e.Device)
+			}
+			seen[e.Seq] = true
+		case <-deadline:
+			t.Fatalf("late node got %d of 5 recent events", len(seen))
+		}
+	}
+	select {
+	case e := <-got:
+		t.Fatalf("event %d delivered twice", e.Seq)
+	case <-time.After(3 * time.Second): // one more push-pull round: nothing again
 	}
 }

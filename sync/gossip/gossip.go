@@ -34,6 +34,17 @@ const (
 	EventRegistration = 3
 )
 
+const (
+	maxEvent     = 1024             // bytes of one encoded event
+	maxRecent    = 256              // events kept for push-pull
+	recentWindow = 10 * time.Minute // how old an event may be to be offered at push-pull
+)
+
+type recentEvent struct {
+	at time.Time
+	b  []byte
+}
+
 // Event is a local event broadcast to the checkpoint.
 type Event struct {
 	Kind   uint8  `cbor:"1,keyasint"`
@@ -94,6 +105,7 @@ type Node struct {
 	mu      sync.Mutex
 	members map[string]Member
 	seen    map[string]time.Time // events already handled (device/seq), for rebroadcast once
+	recent  []recentEvent        // the newest events, offered to peers at push-pull
 
 	stop chan struct{}
 	done chan struct{}
@@ -137,51 +149,100 @@ func (d delegate) NodeMeta(limit int) []byte {
 	return b
 }
 
-func (d delegate) NotifyMsg(b []byte) {
-	if len(b) > 1024 {
+func (d delegate) NotifyMsg(b []byte) { d.n.receive(b, true) }
+
+// receive handles one event from a peer, once: it is handed to OnEvent and kept for push-pull;
+// with pass set it is also passed on once (memberlist retransmits a broadcast only a few times
+// in all, which does not reach every node of a larger checkpoint).
+func (n *Node) receive(b []byte, pass bool) {
+	if len(b) > maxEvent {
 		return
 	}
 	var e Event
 	if err := wire.Unmarshal(b, &e); err != nil { // b is memberlist's buffer: decoding copies
-		d.n.log.Warn("gossip: undecodable event", "err", err)
+		n.log.Warn("gossip: undecodable event", "err", err)
 		return
 	}
-	// memberlist retransmits a broadcast only a few times in all, which does not reach every
-	// node of a larger checkpoint: each node passes an event on once.
+	if !n.remember(e, b) || e.Device == n.cfg.Name {
+		return
+	}
+	if pass && n.queue != nil {
+		n.queue.QueueBroadcast(broadcast(append([]byte(nil), b...)))
+	}
+	if n.cfg.OnEvent != nil {
+		n.cfg.OnEvent(e)
+	}
+}
+
+// remember records an event as seen and keeps its bytes among the recent ones; it reports
+// false for an event already seen.
+func (n *Node) remember(e Event, b []byte) bool {
 	id := fmt.Sprintf("%s/%d/%d", e.Device, e.Seq, e.TimeMs)
-	d.n.mu.Lock()
-	_, dup := d.n.seen[id]
-	if !dup {
-		if d.n.seen == nil {
-			d.n.seen = map[string]time.Time{}
-		}
-		d.n.seen[id] = time.Now()
-		if len(d.n.seen) > 10000 {
-			for k, at := range d.n.seen {
-				if time.Since(at) > 10*time.Minute {
-					delete(d.n.seen, k)
-				}
+	now := time.Now()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if _, dup := n.seen[id]; dup {
+		return false
+	}
+	if n.seen == nil {
+		n.seen = map[string]time.Time{}
+	}
+	n.seen[id] = now
+	if len(n.seen) > 10000 {
+		for k, at := range n.seen {
+			if now.Sub(at) > 10*time.Minute {
+				delete(n.seen, k)
 			}
 		}
 	}
-	d.n.mu.Unlock()
-	if dup || e.Device == d.n.cfg.Name {
+	n.recent = append(n.recent, recentEvent{at: now, b: append([]byte(nil), b...)})
+	if len(n.recent) > maxRecent {
+		n.recent = slices.Delete(n.recent, 0, len(n.recent)-maxRecent)
+	}
+	return true
+}
+
+// LocalState hands the recent events (the last recentWindow, at most maxRecent) to a peer's
+// push-pull: anti-entropy, so an event whose broadcasts missed a node still reaches it at the
+// next push-pull.
+func (d delegate) LocalState(bool) []byte {
+	n := d.n
+	n.mu.Lock()
+	var out [][]byte
+	for _, r := range n.recent {
+		if time.Since(r.at) <= recentWindow {
+			out = append(out, r.b)
+		}
+	}
+	n.mu.Unlock()
+	if len(out) == 0 {
+		return nil
+	}
+	b, err := wire.Marshal(out)
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
+// MergeRemoteState takes a peer's recent events; ones already seen are skipped.
+func (d delegate) MergeRemoteState(b []byte, _ bool) {
+	if len(b) == 0 || len(b) > maxRecent*(maxEvent+8) {
 		return
 	}
-	if d.n.queue != nil {
-		d.n.queue.QueueBroadcast(broadcast(append([]byte(nil), b...)))
+	var evs [][]byte
+	if err := wire.Unmarshal(b, &evs); err != nil || len(evs) > maxRecent {
+		d.n.log.Warn("gossip: undecodable push-pull state", "err", err)
+		return
 	}
-	if d.n.cfg.OnEvent != nil {
-		d.n.cfg.OnEvent(e)
+	for _, e := range evs {
+		d.n.receive(e, false)
 	}
 }
 
 func (d delegate) GetBroadcasts(overhead, limit int) [][]byte {
 	return d.n.queue.GetBroadcasts(overhead, limit)
 }
-
-func (d delegate) LocalState(bool) []byte            { return nil }
-func (d delegate) MergeRemoteState(b []byte, _ bool) {}
 
 type broadcast []byte
 
@@ -291,15 +352,10 @@ func (n *Node) Broadcast(e Event) error {
 	if err != nil {
 		return err
 	}
-	if len(b) > 1024 {
+	if len(b) > maxEvent {
 		return fmt.Errorf("gossip: event of %d bytes", len(b))
 	}
-	n.mu.Lock()
-	if n.seen == nil {
-		n.seen = map[string]time.Time{}
-	}
-	n.seen[fmt.Sprintf("%s/%d/%d", e.Device, e.Seq, e.TimeMs)] = time.Now()
-	n.mu.Unlock()
+	n.remember(e, b)
 	n.queue.QueueBroadcast(broadcast(b))
 	n.queue.Prune(256) // alone for a while: keep the newest events only
 	return nil
