@@ -99,6 +99,8 @@ type DaemonConfig struct {
 	Events Broadcaster
 	// Device and Lane name this device in the events it broadcasts.
 	DeviceID, Lane string
+	// Observer, if set, is told of each decision and reader error (metrics).
+	Observer Observer
 }
 
 // Broadcaster sends a local event to the checkpoint's peers without blocking.
@@ -135,6 +137,9 @@ type Daemon struct {
 	mu        sync.Mutex // one passage at a time; guards companion
 	companion *companion
 
+	// Feed holds the recent passages for the officer's page.
+	Feed *Feed
+
 	// Counters for status.
 	Decisions    atomic.Int64
 	ReaderErrors atomic.Int64
@@ -162,7 +167,7 @@ func NewDaemon(cfg DaemonConfig) (*Daemon, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Daemon{cfg: cfg, log: cfg.Logger}, nil
+	return &Daemon{cfg: cfg, log: cfg.Logger, Feed: NewFeed()}, nil
 }
 
 // ReaderUp reports whether the card reader is connected.
@@ -188,7 +193,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		card, err := d.cfg.Reader.Poll()
 		switch {
 		case errors.Is(err, ga467.ErrDisconnected):
-			d.ReaderErrors.Add(1)
+			d.readerError(err)
 			if d.readerUp.Swap(false) {
 				d.log.Warn("card reader disconnected; reopening", logKeyErr, err)
 				d.status("读卡器断开 card reader disconnected")
@@ -203,7 +208,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 			d.status("读卡器已连接 card reader reconnected")
 			// last is kept: a card still on the reader after a glitch is not decided twice.
 		case err != nil:
-			d.ReaderErrors.Add(1)
+			d.readerError(err)
 			var se *ga467.StatusError
 			if errors.As(err, &se) && se.SAMFault() {
 				d.log.Error("card reader SAM fault: the reader needs service", logKeyErr, err)
@@ -235,6 +240,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 		t.Stop()
 	}
 	return nil
+}
+
+func (d *Daemon) readerError(err error) {
+	d.ReaderErrors.Add(1)
+	if d.cfg.Observer != nil {
+		d.cfg.Observer.ReaderError(ReaderErrorKind(err))
+	}
 }
 
 func (d *Daemon) status(msg string) {
@@ -283,6 +295,7 @@ func (d *Daemon) PresentManual(ctx context.Context, number string, testOnly bool
 func (d *Daemon) present(ctx context.Context, number engine.IDNumber, id *engine.Identity, source string, testOnly bool, fixed *engine.Decision) (Passage, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	start := time.Now() // for the latency metric only; decisions take the clock's now
 	now := d.cfg.Clock.Now()
 	key := d.cfg.Device.Store().Key(number)
 	var dec engine.Decision
@@ -300,7 +313,11 @@ func (d *Daemon) present(ctx context.Context, number engine.IDNumber, id *engine
 	if pending != nil && now.Sub(pending.at) > d.cfg.CompanionWindow {
 		pending, d.companion = nil, nil // no adult within the window: the officer handles it
 	}
+	took := time.Since(start)
 	p, err := d.record(ctx, dec, key[:], source, 0, number)
+	if d.cfg.Observer != nil {
+		d.cfg.Observer.Decided(p.Decision.Outcome.String(), took)
+	}
 	if err != nil {
 		return p, err // the pending infant waits for a passage that was recorded
 	}
@@ -383,6 +400,9 @@ func (d *Daemon) record(ctx context.Context, dec engine.Decision, key []byte, so
 	d.Decisions.Add(1)
 	d.show(dec, label(number), source, gate)
 	p := Passage{Decision: dec, Seq: entry.Seq}
+	d.Feed.Add(FeedItem{Seq: entry.Seq, Time: dec.At, Outcome: dec.Outcome.String(), Rule: dec.Rule, ReasonZH: dec.ReasonZH,
+		ReasonEN: dec.ReasonEN, Commuter: dec.Commuter(), Popups: dec.Popups, Masked: label(number), Source: source,
+		Gate: gate, Ref: ref, Snapshot: dec.SnapshotVersion})
 	if gate {
 		// The entry says the gate opens: finish the pulse even if the caller goes away.
 		if err := d.cfg.Gate.Pulse(context.WithoutCancel(ctx)); err != nil {
@@ -451,6 +471,9 @@ func (d *Daemon) Override(ctx context.Context, ref uint64, officer, reason strin
 	d.show(dec, fmt.Sprintf("override of entry %d", ref), "officer", gate)
 	d.log.Info("override", "seq", entry.Seq, "ref", ref, "outcome", outcome.String(), "officer", officer, "gate", gate)
 	p := Passage{Decision: dec, Seq: entry.Seq}
+	d.Feed.Add(FeedItem{Seq: entry.Seq, Time: now, Outcome: outcome.String(), Rule: RuleOverride, ReasonZH: dec.ReasonZH,
+		ReasonEN: dec.ReasonEN, Masked: fmt.Sprintf("override of entry %d", ref), Source: "officer", Gate: gate, Ref: ref,
+		Snapshot: dec.SnapshotVersion})
 	if gate {
 		if err := d.cfg.Gate.Pulse(context.WithoutCancel(ctx)); err != nil {
 			return p, fmt.Errorf("override: open gate: %w", err)
@@ -459,4 +482,50 @@ func (d *Daemon) Override(ctx context.Context, ref uint64, officer, reason strin
 		p.GateOpened = true
 	}
 	return p, nil
+}
+
+// Registration is a commuter registration taken at a highway checkpoint (seed 004): the
+// officer saw the ID card and the three proofs.
+type Registration struct {
+	ID        string `json:"id"`
+	Officer   string `json:"officer"`
+	WorkProof string `json:"work_proof"`
+	Residence string `json:"residence_proof"`
+	TestProof string `json:"test_proof"`
+}
+
+// ErrBadRegistration marks a registration refused before it was recorded.
+var ErrBadRegistration = errors.New("bad registration")
+
+// Register records a commuter registration in the audit log, durably; it goes upstream with
+// the audit log (directly or through a peer) and is queued centrally for approval, which
+// takes effect at 00:00 the next day. It returns the audit entry's sequence.
+func (d *Daemon) Register(r Registration) (uint64, error) {
+	if r.Officer == "" || r.WorkProof == "" || r.Residence == "" || r.TestProof == "" {
+		return 0, fmt.Errorf("register: %w: the officer and the work, residence and test proofs are required", ErrBadRegistration)
+	}
+	for _, f := range []string{r.Officer, r.WorkProof, r.Residence, r.TestProof} {
+		if len(f) > 200 {
+			return 0, fmt.Errorf("register: %w: a field is longer than 200 bytes", ErrBadRegistration)
+		}
+	}
+	id, err := engine.ParseID(r.ID)
+	if err != nil {
+		return 0, fmt.Errorf("register: %w: %w", ErrBadRegistration, err)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	now := d.cfg.Clock.Now()
+	key := d.cfg.Device.Store().Key(id.Number)
+	entry, err := d.cfg.Audit.Append(audit.Entry{Kind: audit.KindRegistration, TimeMs: now.UnixMilli(), Person: key[:],
+		Source: "officer", Officer: r.Officer, Masked: id.Number.Masked(), WorkProof: r.WorkProof, Residence: r.Residence,
+		TestProof: r.TestProof})
+	if err != nil {
+		return 0, fmt.Errorf("register: %w", err)
+	}
+	d.Feed.Add(FeedItem{Seq: entry.Seq, Time: now, Outcome: "REGISTERED", Rule: "officer.registration",
+		ReasonZH: "通勤人员登记已提交，待审批（批准后次日生效）", ReasonEN: "commuter registration queued for central approval (effective the day after approval)",
+		Masked: id.Number.Masked(), Source: "registration"})
+	d.log.Info("commuter registration recorded", "seq", entry.Seq, "officer", r.Officer)
+	return entry.Seq, nil
 }

@@ -219,6 +219,26 @@ func (d *Device) Explain(req CheckRequest, now time.Time) (map[string]string, er
 	return p.Explain(engine.Input{Identity: id, Facts: facts, TestOnly: req.TestOnly}, now), nil
 }
 
+// ClockProblem says why the clock reading now cannot be trusted for a live decision, or "":
+// it is before the last data refresh (less ClockSkew), or it moved away from trusted time
+// (the server's time at the last sync plus the monotonic clock) by more than ClockJumpLimit.
+func (d *Device) ClockProblem(now time.Time) string {
+	last := d.store.LastRefresh()
+	if !last.IsZero() && now.Before(last.Add(-ClockSkew)) {
+		return fmt.Sprintf("the clock reads %s, before the last data refresh at %s",
+			now.In(engine.Beijing).Format(time.RFC3339), last.In(engine.Beijing).Format(time.RFC3339))
+	}
+	d.timeMu.Lock()
+	trustedAt, anchor := d.trustedAt, d.anchorAt
+	d.timeMu.Unlock()
+	if anchor.IsZero() {
+		return ""
+	}
+	// now.Sub(anchor) uses the monotonic readings when both carry one; the wall difference
+	// strips them.
+	return clockCheck(trustedAt, anchor.Round(0).Sub(trustedAt), now.Sub(anchor), now.Round(0).Sub(anchor.Round(0)))
+}
+
 // Decide decides for a parsed identity at now (req.Number is not read again).
 func (d *Device) Decide(id engine.Identity, req CheckRequest, now time.Time) engine.Decision {
 	facts, err := d.store.Lookup(d.store.Key(id.Number))
@@ -228,19 +248,8 @@ func (d *Device) Decide(id engine.Identity, req CheckRequest, now time.Time) eng
 			ReasonZH: "本机记录无法读取，请人工核验", ReasonEN: "the device could not read this person's record: check by hand"}
 	}
 	cond := engine.Conditions{LastSync: d.store.LastRefresh()}
-	if !req.WhatIf && !cond.LastSync.IsZero() && now.Before(cond.LastSync.Add(-ClockSkew)) {
-		cond.ClockUntrusted = fmt.Sprintf("the clock reads %s, before the last data refresh at %s",
-			now.In(engine.Beijing).Format(time.RFC3339), cond.LastSync.In(engine.Beijing).Format(time.RFC3339))
-	}
-	if !req.WhatIf && cond.ClockUntrusted == "" {
-		d.timeMu.Lock()
-		trustedAt, anchor := d.trustedAt, d.anchorAt
-		d.timeMu.Unlock()
-		if !anchor.IsZero() {
-			// now.Sub(anchor) uses the monotonic readings when both carry one; the wall
-			// difference strips them.
-			cond.ClockUntrusted = clockCheck(trustedAt, anchor.Round(0).Sub(trustedAt), now.Sub(anchor), now.Round(0).Sub(anchor.Round(0)))
-		}
+	if !req.WhatIf {
+		cond.ClockUntrusted = d.ClockProblem(now)
 	}
 	d.mu.RLock()
 	defer d.mu.RUnlock()

@@ -58,6 +58,22 @@ type RunOptions struct {
 	Screen io.Writer
 	// Ready, if set, is called once the control socket is listening.
 	Ready func(*Daemon)
+	// Observer, if set, is told of each decision and reader error (the page's metrics).
+	Observer Observer
+	// Page, if set, runs beside the daemon until ctx ends (the officer's web page); its error
+	// is logged and the device goes on deciding.
+	Page func(ctx context.Context, rt Running) error
+}
+
+// Running is what a running device hands to its page.
+type Running struct {
+	Config *config.Config
+	Daemon *Daemon
+	Device *Device
+	Audit  *audit.Log
+	Syncer *Syncer                // nil without sync
+	Client *client.Client         // nil without sync
+	Peers  func() []gossip.Member // nil without gossip
 }
 
 // Run is `gatecheck run`: it opens everything the config names - store, device key, audit
@@ -83,7 +99,7 @@ func Run(ctx context.Context, cfg *config.Config, opts RunOptions, log *slog.Log
 	}
 	defer alog.Close()
 	dc := DaemonConfig{Device: d, Audit: alog, Clock: opts.Clock, Logger: log,
-		CompanionWindow: time.Duration(cfg.CompanionWindow)}
+		CompanionWindow: time.Duration(cfg.CompanionWindow), Observer: opts.Observer}
 	if cfg.Display == "console" {
 		w := opts.Screen
 		if w == nil {
@@ -176,6 +192,20 @@ func Run(ctx context.Context, cfg *config.Config, opts RunOptions, log *slog.Log
 			cancel()
 		}
 	}()
+	if opts.Page != nil {
+		rt := Running{Config: cfg, Daemon: dm, Device: d, Audit: alog, Syncer: syncer, Client: ctl.Client}
+		if node != nil {
+			rt.Peers = node.Members
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// The gate keeps working without its page: the error is logged, not fatal.
+			if err := opts.Page(ctx, rt); err != nil {
+				log.Error("officer page not available; the device goes on deciding", logKeyErr, err)
+			}
+		}()
+	}
 	if opts.Ready != nil {
 		waitForSocket(ctx, cfg.ControlSocket)
 		opts.Ready(dm)

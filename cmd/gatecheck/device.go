@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -21,9 +23,11 @@ import (
 	"github.com/gatecheck/gatecheck/edge/audit"
 	"github.com/gatecheck/gatecheck/edge/config"
 	"github.com/gatecheck/gatecheck/edge/store"
+	"github.com/gatecheck/gatecheck/edge/web"
 	"github.com/gatecheck/gatecheck/engine"
 	"github.com/gatecheck/gatecheck/sync/client"
 	"github.com/gatecheck/gatecheck/sync/wire"
+	"golang.org/x/crypto/bcrypt"
 )
 
 func (f deviceFlags) load(stderr io.Writer) (*config.Config, *slog.Logger, error) {
@@ -94,7 +98,45 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	return edge.Run(ctx, cfg, edge.RunOptions{Screen: stdout}, log)
+	opts := edge.RunOptions{Screen: stdout}
+	if err := web.Attach(&opts, cfg, log, nil); err != nil {
+		return err
+	}
+	return edge.Run(ctx, cfg, opts, log)
+}
+
+// officerPIN reads a PIN (stdin, one line) and prints its bcrypt hash for web.officer_pin_file.
+func officerPIN(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := cli.NewFlags("gatecheck officer-pin", stderr)
+	out := fs.String("out", "", "write the hash to this file (mode 0600) instead of standard output")
+	pos, err := cli.Parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if err := cli.NoArgs("officer-pin", pos); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(io.LimitReader(stdin, 256)).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("officer-pin: read the PIN from standard input: %w", err)
+	}
+	pin := strings.TrimRight(line, "\r\n")
+	if len(pin) < 4 || len(pin) > 72 {
+		return cli.Usagef("officer-pin: the PIN (one line on standard input) must be 4 to 72 characters")
+	}
+	h, err := bcrypt.GenerateFromPassword([]byte(pin), bcrypt.DefaultCost)
+	if err != nil {
+		return fmt.Errorf("officer-pin: %w", err)
+	}
+	if *out == "" {
+		fmt.Fprintln(stdout, string(h))
+		return nil
+	}
+	if err := os.WriteFile(*out, append(h, '\n'), 0o600); err != nil {
+		return fmt.Errorf("officer-pin: %w", err)
+	}
+	fmt.Fprintf(stdout, "officer PIN hash written to %s (name it in web.officer_pin_file)\n", *out)
+	return nil
 }
 
 func check(ctx context.Context, args []string, stdout, stderr io.Writer) error {

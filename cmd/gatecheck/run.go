@@ -30,6 +30,7 @@ commands:
   sync    --once                                  sync with the central server now (the daemon syncs by itself)
   register --id N --work W --residence R --test T   send a commuter registration taken here to the central
   keygen  --out FILE                              make a device key (or let 'run' create one)
+  officer-pin [--out FILE] < PIN                  hash the officer PIN for the page (web.officer_pin_file)
   demo    [--dir DIR]                             a demo device with every outcome
   bench   [--records N] [--decisions M] [--profile small|large] [--dir DIR] [--memprofile F]
                                                   measure ingest and decisions (JSON)
@@ -52,6 +53,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	switch cmd {
 	case "run":
 		return runCmd(ctx, rest, stdout, stderr)
+	case "officer-pin":
+		return officerPIN(rest, os.Stdin, stdout, stderr)
 	case "check":
 		return check(ctx, rest, stdout, stderr)
 	case "import":

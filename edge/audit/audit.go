@@ -27,8 +27,9 @@ type (
 
 // Entry kinds.
 const (
-	KindDecision = wire.AuditDecision
-	KindOverride = wire.AuditOverride
+	KindDecision     = wire.AuditDecision
+	KindOverride     = wire.AuditOverride
+	KindRegistration = wire.AuditRegistration
 )
 
 // Errors Verify reports; match with errors.Is.
@@ -160,11 +161,12 @@ func (l *Log) Append(e Entry) (Entry, error) {
 
 // Report is the result of verifying a stored log.
 type Report struct {
-	Entries   int
-	Decisions int
-	Overrides int
-	GateOpens int
-	Last      Entry
+	Entries       int
+	Decisions     int
+	Overrides     int
+	Registrations int
+	GateOpens     int
+	Last          Entry
 }
 
 // Verify checks the whole log stored in db.
@@ -198,6 +200,8 @@ func Verify(db *badger.DB, device string, pub ed25519.PublicKey) (Report, error)
 				rep.Decisions++
 			case KindOverride:
 				rep.Overrides++
+			case KindRegistration:
+				rep.Registrations++
 			}
 			if e.Gate {
 				rep.GateOpens++

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/gatecheck/gatecheck/edge/store"
 	"github.com/gatecheck/gatecheck/sync/wire"
 	"go.yaml.in/yaml/v3"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // Device kinds.
@@ -60,6 +62,8 @@ type Config struct {
 	// CompanionWindow is how long after a COMPANION decision (an infant) the next card read is
 	// taken as the accompanying adult. Default 2m.
 	CompanionWindow Duration `yaml:"companion_window"`
+	// Web serves the officer's page, /status, /decisions and /metrics; omitted means none.
+	Web *Web `yaml:"web"`
 
 	file string
 }
@@ -116,6 +120,18 @@ type Gossip struct {
 	Relay string `yaml:"relay"`
 	// PassbackWindow: the same card at another lane within this window is MANUAL. Default 2m.
 	PassbackWindow Duration `yaml:"passback_window"`
+}
+
+// Web configures the officer's page.
+type Web struct {
+	// Listen is host:port of the page. Default 127.0.0.1:8080 (loopback: put a tablet on the
+	// device's own network only by naming its address).
+	Listen string `yaml:"listen"`
+	// OfficerPINFile holds the bcrypt hash of the officer PIN (`gatecheck officer-pin`).
+	// Without it the page is read-only: no manual entry, override or registration.
+	OfficerPINFile string `yaml:"officer_pin_file"`
+	// Stale is when the page shows sync data as stale, loudly. Default 10m.
+	Stale Duration `yaml:"stale"`
 }
 
 // Duration is a time.Duration written as "300ms" or "2m".
@@ -220,6 +236,17 @@ func Parse(b []byte, path string) (*Config, error) {
 			g.KeyFiles[i] = abs(k)
 		}
 	}
+	if w := c.Web; w != nil {
+		if w.Listen == "" {
+			w.Listen = "127.0.0.1:8080"
+		}
+		if w.OfficerPINFile != "" {
+			w.OfficerPINFile = abs(w.OfficerPINFile)
+		}
+		if w.Stale == 0 {
+			w.Stale = Duration(10 * time.Minute)
+		}
+	}
 	if c.Sync != nil && c.Sync.Interval == 0 {
 		c.Sync.Interval = Duration(30 * time.Second)
 	}
@@ -280,6 +307,11 @@ func (c *Config) Validate() error {
 			return bad("gossip.lane", "%d characters, at most 64 (it travels in every node's metadata)", len(g.Lane))
 		}
 	}
+	if w := c.Web; w != nil {
+		if _, _, err := net.SplitHostPort(w.Listen); err != nil {
+			return bad("web.listen", "%q: want host:port", w.Listen)
+		}
+	}
 	if g := c.Gate; g != nil {
 		switch {
 		case g.Kind != "relay" && g.Kind != "log":
@@ -334,6 +366,22 @@ func (c *Config) KeyRing() (wire.KeyRing, error) {
 		return nil, &FieldError{File: c.file, Field: "trusted_keys", Err: errors.New("no keys")}
 	}
 	return ring, nil
+}
+
+// OfficerPINHash reads the bcrypt hash of the officer PIN; nil when none is configured.
+func (c *Config) OfficerPINHash() ([]byte, error) {
+	if c.Web == nil || c.Web.OfficerPINFile == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(c.Web.OfficerPINFile)
+	if err != nil {
+		return nil, &FieldError{File: c.file, Field: "web.officer_pin_file", Err: err}
+	}
+	h := []byte(strings.TrimSpace(string(b)))
+	if _, err := bcrypt.Cost(h); err != nil {
+		return nil, &FieldError{File: c.file, Field: "web.officer_pin_file", Err: fmt.Errorf("not a bcrypt hash (make one with gatecheck officer-pin): %w", err)}
+	}
+	return h, nil
 }
 
 // GossipKeys reads the gossip key files (64 hex characters each).

@@ -341,6 +341,11 @@ func (s *Server) StoreAudit(d *Device, recs []wire.AuditRecord) (uint64, error) 
 			if err := txn.Set(auditKey(dev.ID, dev.PubKey, e.Seq), b); err != nil {
 				return err
 			}
+			if e.Kind == wire.AuditRegistration {
+				if err := queueRegistration(txn, dev.ID, &e); err != nil {
+					return err
+				}
+			}
 		}
 		dev.AuditSeq = v.Next() - 1
 		h := v.Prev()

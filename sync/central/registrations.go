@@ -73,6 +73,24 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request, d *Device, _ s
 	json.NewEncoder(w).Encode(reg)
 }
 
+// queueRegistration queues a registration that arrived in a device's audit log, named by the
+// device and entry sequence, so a re-sent log queues it once.
+func queueRegistration(txn *badger.Txn, device string, e *wire.AuditEntry) error {
+	if len(e.Person) != 16 || e.WorkProof == "" || e.Residence == "" || e.TestProof == "" {
+		return nil // recorded in the audit log; nothing to approve
+	}
+	id := fmt.Sprintf("%s-%d", device, e.Seq)
+	if b, err := get(txn, regKey(id)); err != nil || b != nil {
+		return err
+	}
+	b, err := wire.Marshal(&Registration{ID: id, Device: device, Key: e.Person, Masked: e.Masked, WorkProof: e.WorkProof,
+		Residence: e.Residence, TestProof: e.TestProof, Status: "pending", CreatedMs: e.TimeMs})
+	if err != nil {
+		return err
+	}
+	return txn.Set(regKey(id), b)
+}
+
 func (s *Server) putRegistration(r *Registration) error {
 	b, err := wire.Marshal(r)
 	if err != nil {

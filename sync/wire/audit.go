@@ -16,6 +16,9 @@ type AuditKind uint8
 const (
 	AuditDecision AuditKind = 1
 	AuditOverride AuditKind = 2
+	// AuditRegistration is a commuter registration taken at a highway checkpoint (seed 004):
+	// it travels upstream with the audit log and is queued centrally for approval.
+	AuditRegistration AuditKind = 3
 )
 
 func (k AuditKind) String() string {
@@ -24,6 +27,8 @@ func (k AuditKind) String() string {
 		return "decision"
 	case AuditOverride:
 		return "override"
+	case AuditRegistration:
+		return "registration"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -45,6 +50,11 @@ type AuditEntry struct {
 	Reason   string    `cbor:"13,keyasint,omitempty" json:"reason,omitempty"` // an override's reason
 	Ref      uint64    `cbor:"14,keyasint,omitempty" json:"ref,omitempty"`    // the entry an override overrides
 	Prev     []byte    `cbor:"15,keyasint" json:"-"`
+	// A registration's masked ID number and the proofs the officer saw.
+	Masked    string `cbor:"16,keyasint,omitempty" json:"masked_id,omitempty"`
+	WorkProof string `cbor:"17,keyasint,omitempty" json:"work_proof,omitempty"`
+	Residence string `cbor:"18,keyasint,omitempty" json:"residence_proof,omitempty"`
+	TestProof string `cbor:"19,keyasint,omitempty" json:"test_proof,omitempty"`
 }
 
 // Time returns the entry's time.
