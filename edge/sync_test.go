@@ -674,3 +674,47 @@ func TestRekeyedDeviceStartsFreshAudit(t *testing.T) {
 		t.Fatalf("central holds %d entries of lane-1, want the old device's and the new one's", n)
 	}
 }
+
+// A registration taken on the officer's page travels in the audit log: queued centrally once
+// (a re-sent log does not queue it again), approved, and in force the next day.
+func TestRegistrationTravelsInTheAuditLog(t *testing.T) {
+	w := newSyncWorld(t)
+	w.publish(policies.November2021, source.Overrides{})
+	w.importCentral(rec(commuterN, `"tests":[{"sampled":"2021-11-16T08:00:00+08:00","reported":"2021-11-16T18:00:00+08:00","result":"negative"}]`))
+	w.sync()
+	dm, err := edge.NewDaemon(edge.DaemonConfig{Device: w.dev, Audit: w.audit, Clock: w.clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dm.Register(edge.Registration{ID: commuterN, Officer: "0471", WorkProof: "w"}); !errors.Is(err, edge.ErrBadRegistration) {
+		t.Fatalf("registration without proofs: %v", err)
+	}
+	seq, err := dm.Register(edge.Registration{ID: commuterN, Officer: "0471", WorkProof: "employer letter 17", Residence: "lease", TestProof: "Dian 2021-11-16"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if regs, _ := w.central.Registrations(""); len(regs) != 0 {
+		t.Fatalf("queued before any sync: %+v", regs)
+	}
+	w.sync()
+	// The device resends its whole log (as after losing its ack): still one registration.
+	if err := w.audit.SetAcked(0); err != nil {
+		t.Fatal(err)
+	}
+	w.sync()
+	regs, _ := w.central.Registrations("pending")
+	if len(regs) != 1 || regs[0].ID != fmt.Sprintf("lane-1-%d", seq) || regs[0].TestProof != "Dian 2021-11-16" {
+		t.Fatalf("pending registrations: %+v", regs)
+	}
+	if _, err := w.central.Approve(regs[0].ID, w.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	w.sync()
+	if d := w.decide(commuterN); d.Outcome == engine.PassCommuter {
+		t.Fatalf("the tag took effect the same day: %+v", d)
+	}
+	w.clock.Add(16 * time.Hour)
+	if d := w.decide(commuterN); d.Outcome != engine.PassCommuter {
+		t.Fatalf("the next day: %+v", d)
+	}
+}

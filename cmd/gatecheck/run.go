@@ -31,7 +31,8 @@ commands:
   register --id N --work W --residence R --test T   send a commuter registration taken here to the central
   keygen  --out FILE                              make a device key (or let 'run' create one)
   officer-pin [--out FILE] < PIN                  hash the officer PIN for the page (web.officer_pin_file)
-  demo    [--dir DIR]                             a demo device with every outcome
+  demo    [--dir DIR] [--listen ADDR] [--print]   the whole system live: central, simulated reader, device
+                                                  and its officer page (--print: a table of decisions)
   bench   [--records N] [--decisions M] [--profile small|large] [--dir DIR] [--memprofile F]
                                                   measure ingest and decisions (JSON)
   bench   --sync [--records N] [--updates M]      measure sync over loopback (JSON)
@@ -114,8 +115,13 @@ func newLogger(level string, w io.Writer) (*slog.Logger, error) {
 
 func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := cli.NewFlags("gatecheck demo", stderr)
-	dir := fs.String("dir", "", "where to build the demo device (default: a new directory under the system temp dir)")
+	dir := fs.String("dir", "", "where to build the demo (default: a new directory under the system temp dir)")
 	logLevel := fs.String("log-level", "warn", "debug, info, warn or error")
+	listen := fs.String("listen", "127.0.0.1:8080", "the officer page's address")
+	centralAddr := fs.String("central", "127.0.0.1:0", "the demo central server's address (port 0: any free port)")
+	once := fs.Bool("once", false, "play the traveller queue once (default: again every --pause)")
+	pause := fs.Duration("pause", 20*time.Second, "pause between rounds of the traveller queue")
+	printOnly := fs.Bool("print", false, "no live system: build a device, print every traveller's decision and exit")
 	pos, err := cli.Parse(fs, args)
 	if err != nil {
 		return err
@@ -136,7 +142,10 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	} else if entries, err := os.ReadDir(*dir); err == nil && len(entries) > 0 {
 		return cli.UsageError{Msg: fmt.Sprintf("demo: %s is not empty; pick a new directory", *dir)}
 	}
-	return demo.Run(ctx, *dir, time.Now(), stdout, log)
+	if *printOnly {
+		return demo.Run(ctx, *dir, time.Now(), stdout, log)
+	}
+	return demo.Live(ctx, demo.LiveOptions{Dir: *dir, Listen: *listen, Central: *centralAddr, Once: *once, Pause: *pause}, stdout, log)
 }
 
 func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {

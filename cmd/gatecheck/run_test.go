@@ -26,7 +26,7 @@ func runCLI(t *testing.T, args ...string) (string, string, error) {
 // The README's first command: the demo builds a device and every outcome shows.
 func TestDemoAndCheck(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "demo")
-	out, stderr, err := runCLI(t, "demo", "--dir", dir)
+	out, stderr, err := runCLI(t, "demo", "--print", "--dir", dir)
 	if err != nil {
 		t.Fatalf("demo: %v\n%s\n%s", err, out, stderr)
 	}

@@ -162,8 +162,9 @@
       e.preventDefault();
       try {
         const j = await api("/api/login", { officer: $("login-officer").value, pin: $("login-pin").value });
-        $("login-pin").value = ""; setSession(j.token, j.officer); show("");
+        setSession(j.token, j.officer); show("");
       } catch (err) { show(err.message, true); }
+      $("login-pin").value = "";
     });
     $("logout").addEventListener("click", async () => { try { await api("/api/logout", {}); } catch (e) { } setSession("", ""); });
     $("manual").addEventListener("submit", async (e) => {
