@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/gatecheck/gatecheck/engine"
+	"github.com/gatecheck/gatecheck/engine/cases"
 	"github.com/gatecheck/gatecheck/engine/policies"
 )
 
@@ -17,7 +18,7 @@ func BenchmarkDecide(b *testing.B) {
 		{"commuter", "commuter with a test reported 20 Nov passes on 3 Dec at 23:59"},
 		{"case-city", "Shijiazhuang Qiaoxi (case county Chang'an in the same city) with a test"},
 	} {
-		var c *testCase
+		var c *cases.Case
 		for i := range files[pick.file].Cases {
 			if files[pick.file].Cases[i].Name == pick.name {
 				c = &files[pick.file].Cases[i]
@@ -27,7 +28,10 @@ func BenchmarkDecide(b *testing.B) {
 			b.Fatalf("no case %q", pick.name)
 		}
 		p := shippedPolicy(b, policies.November2021)
-		in, now, _ := c.input(b)
+		in, now, _, err := c.Input()
+		if err != nil {
+			b.Fatal(err)
+		}
 		b.Run(pick.file, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {

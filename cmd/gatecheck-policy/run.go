@@ -27,8 +27,11 @@ commands:
   verify   --trusted FILE[,FILE] SNAPSHOT verify a signed snapshot; exit 1 if it does not verify
   inspect  [--trusted FILE] SNAPSHOT      print a signed snapshot as JSON
   builtin  [--out DIR] [--force]          list the shipped policy sources, or write them to DIR
+  test     [--trusted F] [-v] SNAPSHOT CASES.yaml...   run policy cases against a snapshot; exit 1 on a failure
+  diff     OLD NEW --people FILE [--at TIME] [--json]  count the decisions that change, and which way
 
-SOURCE is a path, or builtin:NAME for a shipped policy (see 'builtin').
+SOURCE is a path, or builtin:NAME for a shipped policy (see 'builtin'). SNAPSHOT, OLD and NEW are
+signed snapshots or sources (.yaml, builtin:NAME). Case files: engine/testdata/cases in the source.
 Run 'gatecheck-policy <command> -h' for a command's flags.
 `
 
@@ -49,6 +52,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return inspect(rest, stdout, stderr)
 	case "builtin":
 		return builtin(rest, stdout, stderr)
+	case "test":
+		return testCmd(rest, stdout, stderr)
+	case "diff":
+		return diffCmd(rest, stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gatecheck/gatecheck/cmd/internal/cli"
 	"github.com/gatecheck/gatecheck/sync/wire"
 )
 
@@ -95,5 +96,78 @@ func TestBuiltinExport(t *testing.T) {
 	runCmd(t, "keygen", "--out", dir)
 	if out, err := runCmd(t, "sign", "--key", filepath.Join(dir, "policy-authority.key"), "--out", filepath.Join(dir, "a.cose"), filepath.Join(dir, "beijing-2021-08-07.yaml")); err != nil {
 		t.Fatalf("sign exported: %v %s", err, out)
+	}
+}
+
+// A policy author runs the case files against a snapshot before publishing it: the shipped
+// November policy passes its cases (signed, with the signature checked); the August one fails
+// November's cases, each failure named, and the command exits non-zero.
+func TestPolicyTest(t *testing.T) {
+	dir := t.TempDir()
+	runCmd(t, "keygen", "--out", dir)
+	key, pub := filepath.Join(dir, "policy-authority.key"), filepath.Join(dir, "policy-authority.pub")
+	snap := filepath.Join(dir, "nov.cose")
+	if out, err := runCmd(t, "sign", "--key", key, "--out", snap, "builtin:beijing-2021-11-17.yaml"); err != nil {
+		t.Fatalf("sign: %v %s", err, out)
+	}
+	all, _ := filepath.Glob("../../engine/testdata/cases/*.yaml")
+	var nov []string
+	for _, f := range all {
+		if !strings.HasSuffix(f, "two-policies.yaml") {
+			nov = append(nov, f)
+		}
+	}
+	out, err := runCmd(t, append([]string{"test", "--trusted", pub, snap}, nov...)...)
+	if err != nil || !strings.Contains(out, "verified") || !strings.Contains(out, " 0 failed") {
+		t.Fatalf("November cases against November: %v\n%s", err, out)
+	}
+	out, err = runCmd(t, "test", "builtin:beijing-2021-08-07.yaml", "../../engine/testdata/cases/entry.yaml")
+	if err == nil || !strings.Contains(out, "FAIL  ../../engine/testdata/cases/entry.yaml: valid test but no itinerary declaration: got PASS green-pass") {
+		t.Fatalf("November cases against August: %v\n%s", err, out)
+	}
+	// A signature that does not verify is refused before any case runs.
+	other := t.TempDir()
+	runCmd(t, "keygen", "--out", other)
+	if out, err := runCmd(t, "test", "--trusted", filepath.Join(other, "policy-authority.pub"), snap, nov[0]); err == nil || strings.Contains(out, "cases,") {
+		t.Fatalf("untrusted signature: %v\n%s", err, out)
+	}
+	if _, err := runCmd(t, "test", snap); !errors.As(err, new(cli.UsageError)) {
+		t.Fatalf("no case file: %v", err)
+	}
+}
+
+// diff counts the decisions that change between two policies over a population at a moment,
+// and which way.
+func TestPolicyDiff(t *testing.T) {
+	people := filepath.Join(t.TempDir(), "people.jsonl")
+	os.WriteFile(people, []byte(`{"id":"110105199005010018","declarations":["2021-11-19T10:00:00+08:00"]}
+{"id":"110105198503030017","commuter":{"since":"2021-06-01"},"tests":[{"sampled":"2021-10-27T08:00:00+08:00","reported":"2021-10-27T18:00:00+08:00","result":"negative"}]}
+{"id":"11010519491231002X","popups":[{"n":4,"since":"2021-11-20T10:00:00+08:00"}]}
+
+{"id":"110105199005010018","tests":[{"sampled":"2021-11-19T19:00:00+08:00","reported":"2021-11-20T01:00:00+08:00","result":"negative"}],"declarations":["2021-11-19T10:00:00+08:00"]}
+`), 0o644)
+	out, err := runCmd(t, "diff", "builtin:beijing-2021-08-07.yaml", "builtin:beijing-2021-11-17.yaml", "--people", people, "--at", "2021-11-20T15:00:00+08:00", "--json")
+	if err != nil {
+		t.Fatalf("diff: %v\n%s", err, out)
+	}
+	var rep DiffReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	// The adult without a test and the commuter with a 24-day-old test no longer pass; the
+	// popup and the adult with a fresh test keep their outcomes.
+	if rep.People != 4 || rep.Changed != 2 || rep.Stricter != 2 || rep.Looser != 0 {
+		t.Fatalf("report %+v", rep)
+	}
+	want := map[string]int{"PASS->NEED_TEST": 1, "PASS_COMMUTER->NEED_TEST": 1}
+	for _, c := range rep.Changes {
+		if want[c.From+"->"+c.To] != c.Count {
+			t.Errorf("change %+v not expected (want %v)", c, want)
+		}
+	}
+	// A bad line is named, not skipped.
+	os.WriteFile(people, []byte("{\"id\":\"110105199005010018\"}\n{\"id\":\"12345\"}\n"), 0o644)
+	if out, err := runCmd(t, "diff", "builtin:beijing-2021-08-07.yaml", "builtin:beijing-2021-11-17.yaml", "--people", people); err == nil || !strings.Contains(err.Error(), "line 2") {
+		t.Fatalf("bad line: %v\n%s", err, out)
 	}
 }
