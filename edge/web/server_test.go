@@ -47,7 +47,7 @@ type fixture struct {
 
 // newFixture makes a device (real Badger in a temp dir) with the November 2021 policy and two
 // people, its daemon, and the page over real HTTP on loopback.
-func newFixture(t *testing.T, kind string, withSnapshot bool, syncer bool, pageAt ...time.Time) *fixture {
+func newFixture(t testing.TB, kind string, withSnapshot bool, syncer bool, pageAt ...time.Time) *fixture {
 	t.Helper()
 	pub, priv, _ := wire.GenerateKey(rand.Reader)
 	hk := make([]byte, store.HashKeySize)
@@ -109,7 +109,7 @@ type openGate struct{}
 func (openGate) Pulse(context.Context) error { return nil }
 
 // call makes a request and decodes the JSON answer into out (when not nil).
-func (f *fixture) call(t *testing.T, method, path, token, body string, out any) int {
+func (f *fixture) call(t testing.TB, method, path, token, body string, out any) int {
 	t.Helper()
 	req, _ := http.NewRequest(method, f.srv.URL+path, strings.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
@@ -130,7 +130,7 @@ func (f *fixture) call(t *testing.T, method, path, token, body string, out any) 
 	return resp.StatusCode
 }
 
-func (f *fixture) login(t *testing.T) string {
+func (f *fixture) login(t testing.TB) string {
 	t.Helper()
 	var r struct{ Token string }
 	if code := f.call(t, "POST", "/api/login", "", `{"officer":"`+officerA+`","pin":"`+pin+`"}`, &r); code != 200 || r.Token == "" {

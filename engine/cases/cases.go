@@ -74,7 +74,8 @@ func Read(r io.Reader) (*File, error) {
 	return &f, nil
 }
 
-// ResidentID makes a valid resident number (Beijing Chaoyang, sequence 001) for a birth date.
+// ResidentID makes a valid resident number (Beijing Chaoyang, sequence 001) for a birth date
+// written YYYY-MM-DD.
 func ResidentID(birth string) string {
 	s := "110105" + strings.ReplaceAll(birth, "-", "") + "001"
 	return s + string(engine.CheckDigit(s))
@@ -94,6 +95,9 @@ func (c *Case) Input() (engine.Input, time.Time, engine.Conditions, error) {
 	}
 	number := c.ID
 	if number == "" {
+		if _, err := time.Parse(time.DateOnly, c.Birth); err != nil {
+			return engine.Input{}, now, cond, fmt.Errorf("case %q: birth %q: want YYYY-MM-DD", c.Name, c.Birth)
+		}
 		number = ResidentID(c.Birth)
 	}
 	rec := map[string]any{}
