@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatecheck/gatecheck/cmd/internal/cli"
 	"github.com/gatecheck/gatecheck/edge/demo"
 )
 
@@ -83,5 +85,33 @@ func TestCentralCommands(t *testing.T) {
 	}
 	if err := run(context.Background(), []string{"state", "--data", data}, &bytes.Buffer{}, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "serve") {
 		t.Fatalf("admin command without a server: %v", err)
+	}
+}
+
+// The shipped systemd unit starts the server with flags that exist: without its keys it fails
+// on the key file, not on its command line.
+func TestSystemdUnitCommandLine(t *testing.T) {
+	args, err := cli.UnitExecStart("../../firmware-config/systemd/gatecheck-central.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(args) < 3 || args[0] != "serve" {
+		t.Fatalf("ExecStart %v", args)
+	}
+	tmp := t.TempDir()
+	for i, a := range args {
+		switch {
+		case a == "--data" && i+1 < len(args):
+			args[i+1] = filepath.Join(tmp, "data")
+		case a == "--policy-keys" && i+1 < len(args):
+			args[i+1] = filepath.Join(tmp, "policy-authority.pub")
+		case a == "--listen" && i+1 < len(args):
+			args[i+1] = "127.0.0.1:0"
+		}
+	}
+	var out bytes.Buffer
+	err = run(context.Background(), args, &out, &out)
+	if err == nil || cli.ExitCode("gatecheck", err, io.Discard) != 1 || !strings.Contains(err.Error(), ".key") {
+		t.Fatalf("gatecheck-central %v: %v (exit %d)\n%s", args, err, cli.ExitCode("gatecheck", err, io.Discard), out.String())
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -119,5 +120,26 @@ func TestBenchSmall(t *testing.T) {
 		if v, ok := res[k].(float64); !ok || v <= 0 {
 			t.Errorf("bench %s = %v", k, res[k])
 		}
+	}
+}
+
+// The shipped systemd unit starts the daemon with flags that exist: without its config file it
+// fails on the file, not on its command line.
+func TestSystemdUnitCommandLine(t *testing.T) {
+	args, err := cli.UnitExecStart("../../firmware-config/systemd/gatecheck.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(args) < 3 || args[0] != "run" {
+		t.Fatalf("ExecStart %v", args)
+	}
+	for i, a := range args {
+		if a == "--config" && i+1 < len(args) {
+			args[i+1] = filepath.Join(t.TempDir(), "gatecheck.yaml")
+		}
+	}
+	_, _, err = runCLI(t, args...)
+	if err == nil || cli.ExitCode("gatecheck", err, io.Discard) != 1 || !strings.Contains(err.Error(), "gatecheck.yaml") {
+		t.Fatalf("gatecheck %v: %v (exit %d)", args, err, cli.ExitCode("gatecheck", err, io.Discard))
 	}
 }

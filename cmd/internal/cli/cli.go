@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -79,4 +80,23 @@ func Main(prog string, run RunFunc) {
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(ExitCode(prog, err, os.Stderr))
+}
+
+// UnitExecStart returns the arguments (after the binary) of a systemd unit file's ExecStart
+// line, so tests can check that the shipped units call the commands with flags that exist.
+func UnitExecStart(unit string) ([]string, error) {
+	b, err := os.ReadFile(unit)
+	if err != nil {
+		return nil, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "ExecStart="); ok {
+			f := strings.Fields(v)
+			if len(f) == 0 {
+				break
+			}
+			return f[1:], nil
+		}
+	}
+	return nil, fmt.Errorf("%s: no ExecStart line", unit)
 }
