@@ -31,6 +31,7 @@ import (
 //	POST /v1/policy          signed snapshot body      install a snapshot
 //	GET  /v1/policy                                    the snapshots held
 //	POST /v1/override        {"ref","officer","reason","outcome"}
+//	POST /v1/register        Registration                a commuter registration (audited)
 //	GET  /v1/audit?from=&n=                            audit entries
 //	GET  /v1/audit/verify                              verify the audit log
 //	GET  /v1/status                                    device status
@@ -67,6 +68,7 @@ func (c *Control) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/policy", c.install)
 	mux.HandleFunc("GET /v1/policy", c.policies)
 	mux.HandleFunc("POST /v1/override", c.override)
+	mux.HandleFunc("POST /v1/register", c.register)
 	mux.HandleFunc("GET /v1/audit", c.entries)
 	mux.HandleFunc("GET /v1/audit/verify", c.verify)
 	mux.HandleFunc("GET /v1/status", c.status)
@@ -246,6 +248,23 @@ func (c *Control) override(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, p)
+}
+
+func (c *Control) register(w http.ResponseWriter, r *http.Request) {
+	var b Registration
+	if err := decodeBody(r, &b); err != nil {
+		writeErr(w, http.StatusBadRequest, err)
+		return
+	}
+	seq, err := c.Daemon.Register(b)
+	switch {
+	case errors.Is(err, ErrBadRegistration):
+		writeErr(w, http.StatusBadRequest, err)
+	case err != nil:
+		writeErr(w, http.StatusInternalServerError, err)
+	default:
+		writeJSON(w, http.StatusOK, map[string]uint64{"audit_seq": seq})
+	}
 }
 
 func (c *Control) entries(w http.ResponseWriter, r *http.Request) {

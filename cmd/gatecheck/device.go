@@ -22,7 +22,6 @@ import (
 	"github.com/gatecheck/gatecheck/edge"
 	"github.com/gatecheck/gatecheck/edge/audit"
 	"github.com/gatecheck/gatecheck/edge/config"
-	"github.com/gatecheck/gatecheck/edge/store"
 	"github.com/gatecheck/gatecheck/edge/web"
 	"github.com/gatecheck/gatecheck/engine"
 	"github.com/gatecheck/gatecheck/sync/client"
@@ -448,8 +447,8 @@ func auditCmd(args []string, stdout, stderr io.Writer) error {
 		if !res.OK {
 			return fmt.Errorf("audit log of %s does NOT verify after %d good entries: %s", cfg.DeviceID, r.Entries, res.Error)
 		}
-		fmt.Fprintf(stdout, "audit log of %s verifies: %d entries (%d decisions, %d overrides, %d gate openings), chain and signatures intact\n",
-			cfg.DeviceID, r.Entries, r.Decisions, r.Overrides, r.GateOpens)
+		fmt.Fprintf(stdout, "audit log of %s verifies: %d entries (%d decisions, %d overrides, %d registrations, %d gate openings), chain and signatures intact\n",
+			cfg.DeviceID, r.Entries, r.Decisions, r.Overrides, r.Registrations, r.GateOpens)
 		return nil
 	case "list":
 		var list []audit.Entry
@@ -477,8 +476,11 @@ func auditCmd(args []string, stdout, stderr io.Writer) error {
 			if e.Gate {
 				fmt.Fprint(stdout, "  GATE")
 			}
-			if e.Kind == audit.KindOverride {
+			switch e.Kind {
+			case audit.KindOverride:
 				fmt.Fprintf(stdout, "  overrides %d by %s: %s", e.Ref, e.Officer, e.Reason)
+			case audit.KindRegistration:
+				fmt.Fprintf(stdout, "  commuter %s by %s: work %q, residence %q, test %q", e.Masked, e.Officer, e.WorkProof, e.Residence, e.TestProof)
 			}
 			fmt.Fprintln(stdout)
 		}
@@ -627,6 +629,7 @@ func register(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := cli.NewFlags("gatecheck register", stderr)
 	df := addDeviceFlags(fs)
 	id := fs.String("id", "", "the applicant's ID number (required)")
+	officer := fs.String("officer", "", "the officer's name or badge number (required)")
 	work := fs.String("work", "", "work proof seen (e.g. employer letter reference) (required)")
 	residence := fs.String("residence", "", "residence proof seen (required)")
 	test := fs.String("test", "", "negative test proof seen (lab and date) (required)")
@@ -637,45 +640,38 @@ func register(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := cli.NoArgs("register", pos); err != nil {
 		return err
 	}
-	if *id == "" || *work == "" || *residence == "" || *test == "" {
-		return cli.Usagef("register: --id, --work, --residence and --test are required (seed 004: ID card, work, residence and test proofs)")
+	if *id == "" || *officer == "" || *work == "" || *residence == "" || *test == "" {
+		return cli.Usagef("register: --id, --officer, --work, --residence and --test are required (seed 004: ID card, work, residence and test proofs)")
 	}
-	ident, err := engine.ParseID(*id)
-	if err != nil {
+	if _, err := engine.ParseID(*id); err != nil {
 		return cli.Usagef("register: %v", err)
 	}
 	cfg, log, err := df.load(stderr)
 	if err != nil {
 		return err
 	}
-	if cfg.Sync == nil {
-		return fmt.Errorf("register: %s has no sync section: registrations go to the central server", *df.config)
+	reg := edge.Registration{ID: *id, Officer: *officer, WorkProof: *work, Residence: *residence, TestProof: *test}
+	var seq uint64
+	if ctl := dialControl(cfg); ctl != nil {
+		var out struct {
+			Seq uint64 `json:"audit_seq"`
+		}
+		if err := ctl.postJSON("/v1/register", reg, &out); err != nil {
+			return err
+		}
+		seq = out.Seq
+	} else {
+		l, err := openLocal(cfg, log, true)
+		if err != nil {
+			return err
+		}
+		defer l.Close()
+		if seq, err = l.dm.Register(reg); err != nil {
+			return err
+		}
 	}
-	hk, err := cfg.HashKey()
-	if err != nil {
-		return err
-	}
-	key, err := store.HashID(hk, ident.Number)
-	if err != nil {
-		return err
-	}
-	cl, err := newSyncClient(cfg, log)
-	if err != nil {
-		return err
-	}
-	body, _ := json.Marshal(map[string]string{"key": fmt.Sprintf("%x", key[:]), "masked_id": ident.Number.Masked(),
-		"work_proof": *work, "residence_proof": *residence, "test_proof": *test})
-	resp, err := cl.Register(ctx, body)
-	if err != nil {
-		return fmt.Errorf("register (the central server must be reachable): %w", err)
-	}
-	var reg struct {
-		ID     string `json:"id"`
-		Status string `json:"status"`
-	}
-	json.Unmarshal(resp, &reg)
-	fmt.Fprintf(stdout, "registration %s for %s sent: %s; once approved centrally, the commuter tag takes effect at 00:00 the next day\n",
-		reg.ID, ident.Number.Masked(), reg.Status)
+	fmt.Fprintf(stdout, "registration of %s recorded as audit entry %d; it goes to the central server with the audit log at the next sync, and once approved the commuter mark takes effect at 00:00 the next day\n",
+		engine.IDNumber(*id).Masked(), seq)
 	return nil
 }
 

@@ -28,7 +28,8 @@ commands:
   audit   verify [--pubkey F] | list [--from N] [--n M]   verify or list the audit log
   override --ref SEQ --officer NAME --reason TEXT [--outcome PASS]   record an officer's decision
   sync    --once                                  sync with the central server now (the daemon syncs by itself)
-  register --id N --work W --residence R --test T   send a commuter registration taken here to the central
+  register --id N --officer O --work W --residence R --test T   record a commuter registration (audited; it
+                                                  goes upstream with the audit log for central approval)
   keygen  --out FILE                              make a device key (or let 'run' create one)
   officer-pin [--out FILE] < PIN                  hash the officer PIN for the page (web.officer_pin_file)
   demo    [--dir DIR] [--listen ADDR] [--print]   the whole system live: central, simulated reader, device

@@ -143,3 +143,25 @@ func TestSystemdUnitCommandLine(t *testing.T) {
 		t.Fatalf("gatecheck %v: %v (exit %d)", args, err, cli.ExitCode("gatecheck", err, io.Discard))
 	}
 }
+
+// A registration taken with no link and no daemon is recorded in the audit log, to go
+// upstream with it.
+func TestRegisterOffline(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "demo")
+	if _, stderr, err := runCLI(t, "demo", "--print", "--dir", dir); err != nil {
+		t.Fatalf("demo: %v %s", err, stderr)
+	}
+	cfg := filepath.Join(dir, demo.ConfigFile)
+	id := demo.People(time.Now())[1].Record.ID
+	if _, _, err := runCLI(t, "register", "--config", cfg, "--id", id, "--work", "w", "--residence", "r", "--test", "t"); cli.ExitCode("gatecheck", err, io.Discard) != 2 {
+		t.Fatalf("register without --officer: %v", err)
+	}
+	out, stderr, err := runCLI(t, "register", "--config", cfg, "--id", id, "--officer", "0471", "--work", "letter 7", "--residence", "lease", "--test", "Dian")
+	if err != nil || !strings.Contains(out, "audit entry 1") || strings.Contains(out, id) {
+		t.Fatalf("register: %v\n%s%s", err, out, stderr)
+	}
+	out, _, err = runCLI(t, "audit", "list", "--config", cfg)
+	if err != nil || !strings.Contains(out, "registration") || !strings.Contains(out, `by 0471: work "letter 7"`) {
+		t.Fatalf("audit list: %v\n%s", err, out)
+	}
+}
