@@ -102,6 +102,8 @@ type CheckBody struct {
 	ID       string `json:"id"`
 	TestOnly bool   `json:"test_only,omitempty"`
 	At       string `json:"at,omitempty"`
+	// Officer who typed the number in, recorded in the audit entry; optional.
+	Officer string `json:"officer,omitempty"`
 }
 
 func (c *Control) check(w http.ResponseWriter, r *http.Request) {
@@ -119,7 +121,7 @@ func (c *Control) check(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, Passage{Decision: c.Device.Check(CheckRequest{Number: b.ID, TestOnly: b.TestOnly, WhatIf: true}, at)})
 		return
 	}
-	p, err := c.Daemon.PresentManual(r.Context(), b.ID, b.TestOnly)
+	p, err := c.Daemon.PresentManual(r.Context(), b.ID, b.TestOnly, b.Officer)
 	if err != nil {
 		c.Logger.Error("manual entry", logKeyErr, err)
 	}
@@ -258,6 +260,8 @@ func (c *Control) register(w http.ResponseWriter, r *http.Request) {
 	}
 	seq, err := c.Daemon.Register(b)
 	switch {
+	case errors.Is(err, ErrNoRegistrations):
+		writeErr(w, http.StatusForbidden, err)
 	case errors.Is(err, ErrBadRegistration):
 		writeErr(w, http.StatusBadRequest, err)
 	case err != nil:

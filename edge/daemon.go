@@ -101,6 +101,8 @@ type DaemonConfig struct {
 	DeviceID, Lane string
 	// Observer, if set, is told of each decision and reader error (metrics).
 	Observer Observer
+	// Registrations: this device takes commuter registrations (a highway checkpoint, seed 004).
+	Registrations bool
 }
 
 // Broadcaster sends a local event to the checkpoint's peers without blocking.
@@ -268,31 +270,38 @@ func (d *Daemon) PresentCard(ctx context.Context, c *ga467.Card) (Passage, error
 		case id.Type == engine.DocForeign2017:
 			id.Birth = birth // the 15-character number has only two digits of the year
 		case !birth.Equal(id.Birth):
-			return d.present(ctx, engine.IDNumber(c.Number), nil, "card", false, &engine.Decision{Outcome: engine.Manual,
+			return d.present(ctx, engine.IDNumber(c.Number), nil, source{kind: "card"}, false, &engine.Decision{Outcome: engine.Manual,
 				Rule: RuleCardMismatch, ReasonZH: "证件信息不一致，请人工核验", ReasonEN: "the card's birth date does not match its number: check the card by hand"})
 		}
 	}
 	if err != nil {
 		dec := engine.ManualInvalidID(err, 0, d.cfg.Clock.Now())
-		return d.present(ctx, engine.IDNumber(c.Number), nil, "card", false, &dec)
+		return d.present(ctx, engine.IDNumber(c.Number), nil, source{kind: "card"}, false, &dec)
 	}
-	return d.present(ctx, id.Number, &id, "card", false, nil)
+	return d.present(ctx, id.Number, &id, source{kind: "card"}, false, nil)
 }
 
-// PresentManual decides for a number an officer typed in (a card that cannot be read).
-func (d *Daemon) PresentManual(ctx context.Context, number string, testOnly bool) (Passage, error) {
+// PresentManual decides for a number an officer typed in (a card that cannot be read); the
+// officer (name or badge number, may be empty when unknown) is recorded in the audit entry.
+func (d *Daemon) PresentManual(ctx context.Context, number string, testOnly bool, officer string) (Passage, error) {
 	id, err := engine.ParseID(number)
 	if err != nil {
 		dec := engine.ManualInvalidID(err, 0, d.cfg.Clock.Now())
-		return d.present(ctx, engine.IDNumber(number), nil, "manual", testOnly, &dec)
+		return d.present(ctx, engine.IDNumber(number), nil, source{kind: "manual", officer: officer}, testOnly, &dec)
 	}
-	return d.present(ctx, id.Number, &id, "manual", testOnly, nil)
+	return d.present(ctx, id.Number, &id, source{kind: "manual", officer: officer}, testOnly, nil)
+}
+
+// source is where a passage came from: card, manual (with the officer), companion.
+type source struct {
+	kind    string
+	officer string
 }
 
 // present runs one passage: decide (unless fixed is given), append to the audit log durably,
 // show, and only then open the gate. If the decision cannot be recorded it becomes MANUAL and
 // the gate stays shut.
-func (d *Daemon) present(ctx context.Context, number engine.IDNumber, id *engine.Identity, source string, testOnly bool, fixed *engine.Decision) (Passage, error) {
+func (d *Daemon) present(ctx context.Context, number engine.IDNumber, id *engine.Identity, src source, testOnly bool, fixed *engine.Decision) (Passage, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	start := time.Now() // for the latency metric only; decisions take the clock's now
@@ -313,11 +322,7 @@ func (d *Daemon) present(ctx context.Context, number engine.IDNumber, id *engine
 	if pending != nil && now.Sub(pending.at) > d.cfg.CompanionWindow {
 		pending, d.companion = nil, nil // no adult within the window: the officer handles it
 	}
-	took := time.Since(start)
-	p, err := d.record(ctx, dec, key[:], source, 0, number)
-	if d.cfg.Observer != nil {
-		d.cfg.Observer.Decided(p.Decision.Outcome.String(), took)
-	}
+	p, err := d.record(ctx, dec, key[:], src, 0, number, time.Since(start))
 	if err != nil {
 		return p, err // the pending infant waits for a passage that was recorded
 	}
@@ -338,14 +343,14 @@ func (d *Daemon) present(ctx context.Context, number engine.IDNumber, id *engine
 		// The accompanying adult's card is unreadable or invalid: the infant cannot follow it.
 		infant := engine.Decision{Outcome: engine.Manual, Rule: engine.RuleInvalidID, SnapshotVersion: dec.SnapshotVersion, At: now,
 			ReasonZH: "同行成人证件无效，请人工核验", ReasonEN: "the accompanying adult's card is invalid: check by hand"}
-		ip, err := d.record(ctx, infant, pending.key, "companion", pending.seq, "")
+		ip, err := d.record(ctx, infant, pending.key, source{kind: "companion"}, pending.seq, "", 0)
 		p.Infant = &ip
 		if err != nil {
 			return p, err
 		}
 	case pending != nil:
 		infant := d.infantDecision(dec, *id, testOnly, now)
-		ip, err := d.record(ctx, infant, pending.key, "companion", pending.seq, "")
+		ip, err := d.record(ctx, infant, pending.key, source{kind: "companion"}, pending.seq, "", 0)
 		p.Infant = &ip
 		if err != nil {
 			return p, err
@@ -384,25 +389,31 @@ func (d *Daemon) infantDecision(adult engine.Decision, id engine.Identity, testO
 	return dec
 }
 
-// record appends a decision, shows it, and opens the gate for a pass once it is durable.
-func (d *Daemon) record(ctx context.Context, dec engine.Decision, key []byte, source string, ref uint64, number engine.IDNumber) (Passage, error) {
+// record appends a decision, shows it, and opens the gate for a pass once it is durable. took,
+// when not zero, is how long deciding took (for the latency metric).
+func (d *Daemon) record(ctx context.Context, dec engine.Decision, key []byte, src source, ref uint64, number engine.IDNumber, took time.Duration) (Passage, error) {
 	opens := dec.Outcome.Opens()
 	gate := opens && d.cfg.Gate != nil // only a gate that exists opens
-	entry, err := d.cfg.Audit.Append(auditEntry(dec, key, source, ref, gate))
+	e := auditEntry(dec, key, src.kind, ref, gate)
+	e.Officer = src.officer
+	entry, err := d.cfg.Audit.Append(e)
 	if err != nil {
 		// Nothing that cannot be recorded may open the gate.
 		d.log.Error("audit append failed; deciding MANUAL, gate stays shut", logKeyErr, err)
 		dec = engine.Decision{Outcome: engine.Manual, Rule: engine.RuleStore, SnapshotVersion: dec.SnapshotVersion, At: dec.At,
 			ReasonZH: "无法记录本次核验，请人工处理", ReasonEN: "this decision could not be recorded: the officer decides by hand", Error: err.Error()}
-		d.show(dec, label(number), source, false)
+		d.show(dec, label(number), src.kind, false)
 		return Passage{Decision: dec}, fmt.Errorf("record decision: %w", err)
 	}
 	d.Decisions.Add(1)
-	d.show(dec, label(number), source, gate)
+	if d.cfg.Observer != nil {
+		d.cfg.Observer.Decided(dec.Outcome.String(), took)
+	}
+	d.show(dec, label(number), src.kind, gate)
 	p := Passage{Decision: dec, Seq: entry.Seq}
 	d.Feed.Add(FeedItem{Seq: entry.Seq, Time: dec.At, Outcome: dec.Outcome.String(), Rule: dec.Rule, ReasonZH: dec.ReasonZH,
-		ReasonEN: dec.ReasonEN, Commuter: dec.Commuter(), Popups: dec.Popups, Masked: label(number), Source: source,
-		Gate: gate, Ref: ref, Snapshot: dec.SnapshotVersion})
+		ReasonEN: dec.ReasonEN, Commuter: dec.Commuter(), Popups: dec.Popups, Masked: label(number), Source: src.kind,
+		Officer: src.officer, Gate: gate, Ref: ref, Snapshot: dec.SnapshotVersion})
 	if gate {
 		// The entry says the gate opens: finish the pulse even if the caller goes away.
 		if err := d.cfg.Gate.Pulse(context.WithoutCancel(ctx)); err != nil {
@@ -412,7 +423,7 @@ func (d *Daemon) record(ctx context.Context, dec engine.Decision, key []byte, so
 		d.GateOpens.Add(1)
 		p.GateOpened = true
 	}
-	d.log.Info("passage", "seq", entry.Seq, "outcome", dec.Outcome.String(), "rule", dec.Rule, "source", source, "gate", p.GateOpened)
+	d.log.Info("passage", "seq", entry.Seq, "outcome", dec.Outcome.String(), "rule", dec.Rule, "source", src.kind, "gate", p.GateOpened)
 	return p, nil
 }
 
@@ -458,6 +469,9 @@ func (d *Daemon) Override(ctx context.Context, ref uint64, officer, reason strin
 	if err != nil || len(refd) == 0 {
 		return Passage{}, fmt.Errorf("override: read entry %d: %w", ref, err)
 	}
+	if refd[0].Kind != audit.KindDecision {
+		return Passage{}, fmt.Errorf("override: %w: entry %d is a %s, not a decision", ErrBadOverride, ref, refd[0].Kind)
+	}
 	now := d.cfg.Clock.Now()
 	gate := outcome.Opens() && d.cfg.Gate != nil
 	entry, err := d.cfg.Audit.Append(audit.Entry{Kind: audit.KindOverride, TimeMs: now.UnixMilli(), Person: refd[0].Person,
@@ -471,8 +485,12 @@ func (d *Daemon) Override(ctx context.Context, ref uint64, officer, reason strin
 	d.show(dec, fmt.Sprintf("override of entry %d", ref), "officer", gate)
 	d.log.Info("override", "seq", entry.Seq, "ref", ref, "outcome", outcome.String(), "officer", officer, "gate", gate)
 	p := Passage{Decision: dec, Seq: entry.Seq}
+	d.Decisions.Add(1)
+	if d.cfg.Observer != nil {
+		d.cfg.Observer.Decided(outcome.String(), 0)
+	}
 	d.Feed.Add(FeedItem{Seq: entry.Seq, Time: now, Outcome: outcome.String(), Rule: RuleOverride, ReasonZH: dec.ReasonZH,
-		ReasonEN: dec.ReasonEN, Masked: fmt.Sprintf("override of entry %d", ref), Source: "officer", Gate: gate, Ref: ref,
+		ReasonEN: dec.ReasonEN, Masked: fmt.Sprintf("override of entry %d", ref), Source: "officer", Officer: officer, Gate: gate, Ref: ref,
 		Snapshot: dec.SnapshotVersion})
 	if gate {
 		if err := d.cfg.Gate.Pulse(context.WithoutCancel(ctx)); err != nil {
@@ -494,13 +512,19 @@ type Registration struct {
 	TestProof string `json:"test_proof"`
 }
 
-// ErrBadRegistration marks a registration refused before it was recorded.
-var ErrBadRegistration = errors.New("bad registration")
+// Errors of commuter registrations, refused before anything is recorded.
+var (
+	ErrBadRegistration = errors.New("bad registration")
+	ErrNoRegistrations = errors.New("commuter registrations are taken at highway checkpoints only")
+)
 
 // Register records a commuter registration in the audit log, durably; it goes upstream with
 // the audit log (directly or through a peer) and is queued centrally for approval, which
 // takes effect at 00:00 the next day. It returns the audit entry's sequence.
 func (d *Daemon) Register(r Registration) (uint64, error) {
+	if !d.cfg.Registrations {
+		return 0, fmt.Errorf("register: %w", ErrNoRegistrations)
+	}
 	if r.Officer == "" || r.WorkProof == "" || r.Residence == "" || r.TestProof == "" {
 		return 0, fmt.Errorf("register: %w: the officer and the work, residence and test proofs are required", ErrBadRegistration)
 	}

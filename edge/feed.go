@@ -19,7 +19,8 @@ type FeedItem struct {
 	Commuter bool      `json:"commuter,omitempty"`
 	Popups   []int     `json:"popups,omitempty"`
 	Masked   string    `json:"masked_id"`
-	Source   string    `json:"source"`        // card, manual, companion, officer, registration
+	Source   string    `json:"source"` // card, manual, companion, officer, registration
+	Officer  string    `json:"officer,omitempty"`
 	Gate     bool      `json:"opens"`         // the gate was commanded open for it
 	Ref      uint64    `json:"ref,omitempty"` // an override's or infant's entry it refers to
 	Snapshot uint64    `json:"snapshot,omitempty"`
@@ -119,8 +120,9 @@ func (f *Feed) Unsubscribe(s *Subscription) {
 
 // Observer is told about each decision and reader error (the metrics). Methods must not block.
 type Observer interface {
-	// Decided is called once per recorded decision with its outcome and how long deciding
-	// took (lookup and rules, from the card or entry to the decision).
+	// Decided is called once per decision recorded in the audit log (overrides and infants'
+	// passages included) with its outcome and how long deciding took (lookup and rules, from
+	// the card or entry to the decision), or zero when it was not timed.
 	Decided(outcome string, took time.Duration)
 	// ReaderError is called for each failed poll of the card reader, with its kind.
 	ReaderError(kind string)

@@ -173,7 +173,7 @@ func (w *syncWorld) startPeer(t testing.TB, name string, linked bool, seeds []st
 	p.rurl = ln.Addr().String()
 	p.tr = newBlockingTransport(t)
 	p.node, err = gossip.Start(gossip.Config{Name: name, Checkpoint: "G4-lane-test", Keys: [][]byte{gossipKey}, Seeds: seeds, Local: true,
-		Transport: p.tr, Meta: func() gossip.Meta {
+		Now: w.clock.Now, Transport: p.tr, Meta: func() gossip.Meta {
 			st, _ := d.Store().SyncState()
 			return gossip.Meta{Snapshot: highest(d), Cursor: st.Cursor, Link: p.syncer.Linked(), Relay: p.rurl, Lane: name}
 		}})
@@ -417,14 +417,14 @@ func TestAntiPassback(t *testing.T) {
 	b.node.Close() // restart lane-2's node with an event handler
 	var err error
 	b.node, err = gossip.Start(gossip.Config{Name: "lane-2", Checkpoint: "G4-lane-test", BindAddr: "127.0.0.1", Local: true,
-		Keys: [][]byte{gossipKey}, Seeds: []string{a.node.Addr()}, OnEvent: func(e gossip.Event) { events <- e }})
+		Keys: [][]byte{gossipKey}, Seeds: []string{a.node.Addr()}, Now: w.clock.Now, OnEvent: func(e gossip.Event) { events <- e }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i < 100 && len(a.node.Members()) == 0; i++ {
 		time.Sleep(20 * time.Millisecond)
 	}
-	p, err := da.PresentManual(context.Background(), adult, false)
+	p, err := da.PresentManual(context.Background(), adult, false, "")
 	if err != nil || p.Decision.Outcome != engine.Pass {
 		t.Fatalf("lane-1: %+v %v", p, err)
 	}
@@ -435,12 +435,12 @@ func TestAntiPassback(t *testing.T) {
 		t.Fatal("the decision event did not reach lane-2")
 	}
 	w.clock.Add(time.Minute)
-	p, err = db.PresentManual(context.Background(), adult, false)
+	p, err = db.PresentManual(context.Background(), adult, false, "")
 	if err != nil || p.Decision.Outcome != engine.Manual || p.Decision.Rule != edge.RulePassback || !strings.Contains(p.Decision.ReasonEN, "lane-1") {
 		t.Fatalf("lane-2 within the window: %+v %v", p.Decision, err)
 	}
 	w.clock.Add(2 * time.Minute)
-	if p, _ = db.PresentManual(context.Background(), adult, false); p.Decision.Outcome != engine.Pass {
+	if p, _ = db.PresentManual(context.Background(), adult, false, ""); p.Decision.Outcome != engine.Pass {
 		t.Fatalf("lane-2 after the window: %+v", p.Decision)
 	}
 }

@@ -99,7 +99,8 @@ func Run(ctx context.Context, cfg *config.Config, opts RunOptions, log *slog.Log
 	}
 	defer alog.Close()
 	dc := DaemonConfig{Device: d, Audit: alog, Clock: opts.Clock, Logger: log,
-		CompanionWindow: time.Duration(cfg.CompanionWindow), Observer: opts.Observer}
+		CompanionWindow: time.Duration(cfg.CompanionWindow), Observer: opts.Observer,
+		Registrations: cfg.Kind == config.KindHighway}
 	if cfg.Display == "console" {
 		w := opts.Screen
 		if w == nil {
@@ -242,6 +243,10 @@ func startGossip(ctx context.Context, cfg *config.Config, d *Device, syncer *Syn
 		return nil, fmt.Errorf("gossip.bind: %w", err)
 	}
 	pb := &Passback{Window: time.Duration(g.PassbackWindow), Device: cfg.DeviceID}
+	var clock Clock = SystemClock{}
+	if dc.Clock != nil {
+		clock = dc.Clock
+	}
 	if dc.Clock != nil {
 		pb.Now = dc.Clock.Now
 	}
@@ -263,7 +268,7 @@ func startGossip(ctx context.Context, cfg *config.Config, d *Device, syncer *Syn
 		go func() { <-ctx.Done(); srv.Close() }()
 	}
 	node, err := gossip.Start(gossip.Config{Name: cfg.DeviceID, Checkpoint: g.Checkpoint, BindAddr: host, BindPort: p,
-		Seeds: g.Seeds, Keys: keys, Logger: log, OnEvent: pb.OnEvent,
+		Seeds: g.Seeds, Keys: keys, Logger: log, OnEvent: pb.OnEvent, Now: clock.Now,
 		Meta: func() gossip.Meta {
 			m := gossip.Meta{Lane: g.Lane, Relay: relayAddr}
 			if st, err := d.Store().SyncState(); err == nil {

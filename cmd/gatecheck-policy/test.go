@@ -125,6 +125,9 @@ func testCmd(args []string, stdout, stderr io.Writer) error {
 	if failed > 0 {
 		return fmt.Errorf("test: %d of %d cases failed", failed, total)
 	}
+	if total == 0 {
+		return errors.New("test: no case ran: every case names another policy than its file's")
+	}
 	return nil
 }
 

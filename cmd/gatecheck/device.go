@@ -69,7 +69,7 @@ func openLocal(cfg *config.Config, log *slog.Logger, withAudit bool) (*local, er
 		return nil, err
 	}
 	l.pub = priv.Public().(ed25519.PublicKey)
-	if l.dm, err = edge.NewDaemon(edge.DaemonConfig{Device: d, Audit: l.audit, Logger: log}); err != nil {
+	if l.dm, err = edge.NewDaemon(edge.DaemonConfig{Device: d, Audit: l.audit, Logger: log, Registrations: cfg.Kind == config.KindHighway}); err != nil {
 		d.Close()
 		return nil, err
 	}
@@ -120,8 +120,8 @@ func officerPIN(args []string, stdin io.Reader, stdout, stderr io.Writer) error 
 		return fmt.Errorf("officer-pin: read the PIN from standard input: %w", err)
 	}
 	pin := strings.TrimRight(line, "\r\n")
-	if len(pin) < 4 || len(pin) > 72 {
-		return cli.Usagef("officer-pin: the PIN (one line on standard input) must be 4 to 72 characters")
+	if len(pin) < 6 || len(pin) > 72 {
+		return cli.Usagef("officer-pin: the PIN (one line on standard input) must be 6 to 72 characters")
 	}
 	h, err := bcrypt.GenerateFromPassword([]byte(pin), bcrypt.DefaultCost)
 	if err != nil {
@@ -146,6 +146,7 @@ func check(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	asJSON := fs.Bool("json", false, "print the decision as JSON")
 	testOnly := fs.Bool("test-only", false, "officer input: visual/hearing disability or no smartphone")
 	explain := fs.Bool("explain", false, "also print every definition of the policy for this person")
+	officer := fs.String("officer", "", "the officer entering the number, recorded in the audit entry")
 	pos, err := cli.Parse(fs, args)
 	if err != nil {
 		return err
@@ -174,7 +175,7 @@ func check(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if *explain {
 			return cli.Usagef("check: --explain needs the store; stop the daemon or use its status page")
 		}
-		if err := ctl.postJSON("/v1/check", edge.CheckBody{ID: *id, TestOnly: *testOnly, At: *at}, &p); err != nil {
+		if err := ctl.postJSON("/v1/check", edge.CheckBody{ID: *id, TestOnly: *testOnly, At: *at, Officer: *officer}, &p); err != nil {
 			return err
 		}
 	} else {
@@ -186,7 +187,7 @@ func check(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		req := edge.CheckRequest{Number: *id, TestOnly: *testOnly, WhatIf: *at != ""}
 		if req.WhatIf {
 			p.Decision = l.dev.Check(req, now)
-		} else if p, err = l.dm.PresentManual(ctx, *id, *testOnly); err != nil {
+		} else if p, err = l.dm.PresentManual(ctx, *id, *testOnly, *officer); err != nil {
 			fmt.Fprintln(stderr, "gatecheck:", err)
 		}
 		if *explain {

@@ -132,6 +132,12 @@ type Web struct {
 	OfficerPINFile string `yaml:"officer_pin_file"`
 	// Stale is when the page shows sync data as stale, loudly. Default 10m.
 	Stale Duration `yaml:"stale"`
+	// Hosts are host names (besides IP addresses and localhost) the page answers to.
+	Hosts []string `yaml:"hosts"`
+	// TLSCert and TLSKey (PEM files) serve the page over HTTPS: set them when a tablet reaches
+	// it over the LAN, or the PIN and the session travel in clear.
+	TLSCert string `yaml:"tls_cert"`
+	TLSKey  string `yaml:"tls_key"`
 }
 
 // Duration is a time.Duration written as "300ms" or "2m".
@@ -243,6 +249,9 @@ func Parse(b []byte, path string) (*Config, error) {
 		if w.OfficerPINFile != "" {
 			w.OfficerPINFile = abs(w.OfficerPINFile)
 		}
+		if w.TLSCert != "" {
+			w.TLSCert, w.TLSKey = abs(w.TLSCert), abs(w.TLSKey)
+		}
 		if w.Stale == 0 {
 			w.Stale = Duration(10 * time.Minute)
 		}
@@ -310,6 +319,9 @@ func (c *Config) Validate() error {
 	if w := c.Web; w != nil {
 		if _, _, err := net.SplitHostPort(w.Listen); err != nil {
 			return bad("web.listen", "%q: want host:port", w.Listen)
+		}
+		if (w.TLSCert == "") != (w.TLSKey == "") {
+			return bad("web.tls_cert", "tls_cert and tls_key go together")
 		}
 	}
 	if g := c.Gate; g != nil {

@@ -30,7 +30,7 @@ const (
 	LiveConfig = "live-device.yaml"
 	PINFile    = "officer-pin.hash"
 	// DemoPIN is the officer PIN of the demo page.
-	DemoPIN = "2468"
+	DemoPIN = "246810"
 )
 
 // LiveOptions configure the live demo.
@@ -192,22 +192,31 @@ web:
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	pageAddr := make(chan net.Addr, 1)
+	type listening struct {
+		addr net.Addr
+		err  error
+	}
+	pageAddr := make(chan listening, 1)
 	ropts := edge.RunOptions{Screen: out}
-	if err := web.Attach(&ropts, cfg, log, func(a net.Addr) { pageAddr <- a }); err != nil {
+	if err := web.Attach(&ropts, cfg, log, func(a net.Addr, err error) { pageAddr <- listening{a, err} }); err != nil {
 		return err
 	}
 	runErr := make(chan error, 1)
 	go func() { runErr <- edge.Run(ctx, cfg, ropts, log) }()
 	var page string
 	select {
-	case a := <-pageAddr:
-		page = "http://" + a.String() + "/"
+	case l := <-pageAddr:
+		if l.err != nil {
+			cancel()
+			<-runErr
+			return fmt.Errorf("demo: the officer page: %w (another demo running? pick another --listen)", l.err)
+		}
+		page = "http://" + l.addr.String() + "/"
 	case err := <-runErr:
 		return fmt.Errorf("demo device: %w", err)
 	case <-time.After(30 * time.Second):
 		cancel()
-		return errors.Join(errors.New("demo: the officer page did not start within 30 s (is the address in use? see the log)"), <-runErr)
+		return errors.Join(errors.New("demo: the officer page did not start within 30 s"), <-runErr)
 	}
 	if err := waitSynced(ctx, page); err != nil {
 		cancel()
@@ -242,9 +251,10 @@ web:
 // completed sync.
 func waitSynced(ctx context.Context, page string) error {
 	deadline := time.Now().Add(60 * time.Second)
+	hc := &http.Client{Timeout: 5 * time.Second}
 	for time.Now().Before(deadline) {
 		var st web.Status
-		if resp, err := http.Get(page + "status"); err == nil {
+		if resp, err := hc.Get(page + "status"); err == nil {
 			json.NewDecoder(resp.Body).Decode(&st)
 			resp.Body.Close()
 			if st.Snapshot != nil && st.Sync.Cursor > 0 {

@@ -47,6 +47,17 @@ func TestDemoPageInBrowser(t *testing.T) {
 	ready := make(chan demo.LiveInfo, 1)
 	queued := make(chan int, 4)
 	done := make(chan error, 1)
+	var stopErr error
+	stopped := false
+	stop := func() error { // stops the demo once, before the test's logger goes away
+		if !stopped {
+			stopped = true
+			cancel()
+			stopErr = <-done
+		}
+		return stopErr
+	}
+	t.Cleanup(func() { stop() })
 	go func() {
 		done <- demo.Live(ctx, demo.LiveOptions{Dir: dir, Listen: "127.0.0.1:0", Once: true, Pace: 1,
 			Ready: func(i demo.LiveInfo) { ready <- i }, QueueDone: func(r int) { queued <- r }}, testWriter{t}, slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})))
@@ -55,6 +66,7 @@ func TestDemoPageInBrowser(t *testing.T) {
 	select {
 	case info = <-ready:
 	case err := <-done:
+		stopped, stopErr = true, err
 		t.Fatalf("demo stopped before it was ready: %v", err)
 	case <-ctx.Done():
 		t.Fatal("demo not ready")
@@ -62,6 +74,7 @@ func TestDemoPageInBrowser(t *testing.T) {
 	select {
 	case <-queued: // every traveller has been read: no companion window is open
 	case err := <-done:
+		stopped, stopErr = true, err
 		t.Fatalf("demo stopped: %v", err)
 	case <-ctx.Done():
 		t.Fatal("the traveller queue did not finish")
@@ -167,8 +180,7 @@ func TestDemoPageInBrowser(t *testing.T) {
 	}
 	bcancel()
 	acancel()
-	cancel()
-	if err := <-done; err != nil {
+	if err := stop(); err != nil {
 		t.Fatalf("demo: %v", err)
 	}
 

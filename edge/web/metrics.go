@@ -41,10 +41,12 @@ func NewMetrics() *Metrics {
 	return m
 }
 
-// Decided counts a decision and observes its latency.
+// Decided counts a decision and observes its latency when it was timed.
 func (m *Metrics) Decided(outcome string, took time.Duration) {
 	m.decisions.WithLabelValues(outcome).Inc()
-	m.latency.Observe(took.Seconds())
+	if took > 0 {
+		m.latency.Observe(took.Seconds())
+	}
 }
 
 // ReaderError counts a reader error.

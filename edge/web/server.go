@@ -1,6 +1,3 @@
-// Package web serves the officer's page of a running device: the live stream of decisions,
-// the snapshot, sync, reader, gate and peer state, officer actions behind a PIN (manual
-// entry, override, commuter registration), JSON endpoints and Prometheus metrics.
 package web
 
 import (
@@ -20,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gatecheck/gatecheck/edge"
@@ -59,6 +57,43 @@ type Config struct {
 	Logger *slog.Logger
 	// StatusEvery is how often the live stream sends status. Zero means 2 seconds.
 	StatusEvery time.Duration
+	// Wall is the machine's clock for sessions and lockouts (not the decision clock); nil
+	// means time.Now.
+	Wall func() time.Time
+	// Hosts are the host names (besides IP literals and localhost) the page answers to; a
+	// request naming another host is refused (DNS rebinding).
+	Hosts []string
+}
+
+// Validate fills defaults and checks the config.
+func (c *Config) Validate() error {
+	if c.Daemon == nil || c.Device == nil || c.Audit == nil {
+		return errors.New("web: a daemon, a device and an audit log are required")
+	}
+	if len(c.PINHash) > 0 {
+		if _, err := bcrypt.Cost(c.PINHash); err != nil {
+			return fmt.Errorf("web: officer PIN hash: %w", err)
+		}
+	}
+	if c.Clock == nil {
+		c.Clock = edge.SystemClock{}
+	}
+	if c.Wall == nil {
+		c.Wall = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Stale == 0 {
+		c.Stale = 10 * time.Minute
+	}
+	if c.StatusEvery == 0 {
+		c.StatusEvery = 2 * time.Second
+	}
+	if c.Metrics == nil {
+		c.Metrics = NewMetrics()
+	}
+	return nil
 }
 
 // Session limits.
@@ -66,6 +101,7 @@ const (
 	SessionTTL  = 12 * time.Hour // one shift
 	MaxFailures = 5              // wrong PINs in a row before a lockout
 	Lockout     = time.Minute
+	MaxStreams  = 16 // open event streams (officers' tablets, a wall screen)
 	maxBody     = 16 << 10
 )
 
@@ -73,6 +109,9 @@ const (
 type Server struct {
 	cfg Config
 	log *slog.Logger
+
+	loginMu sync.Mutex // one PIN check at a time: a burst cannot outrun the lockout
+	streams atomic.Int32
 
 	mu        sync.Mutex
 	sessions  map[string]session
@@ -91,36 +130,17 @@ type session struct {
 
 // New checks the config and makes a Server.
 func New(cfg Config) (*Server, error) {
-	if cfg.Daemon == nil || cfg.Device == nil || cfg.Audit == nil {
-		return nil, errors.New("web: a daemon, a device and an audit log are required")
-	}
-	if len(cfg.PINHash) > 0 {
-		if _, err := bcrypt.Cost(cfg.PINHash); err != nil {
-			return nil, fmt.Errorf("web: officer PIN hash: %w", err)
-		}
-	}
-	if cfg.Clock == nil {
-		cfg.Clock = edge.SystemClock{}
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	if cfg.Stale == 0 {
-		cfg.Stale = 10 * time.Minute
-	}
-	if cfg.StatusEvery == 0 {
-		cfg.StatusEvery = 2 * time.Second
-	}
-	if cfg.Metrics == nil {
-		cfg.Metrics = NewMetrics()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, sessions: map[string]session{}}
-	cfg.Metrics.gauges(s.scrapeStatus)
+	cfg.Metrics.gauges(s.cachedStatus)
 	return s, nil
 }
 
-// scrapeStatus is the status for one metrics scrape: the gauges share one computation.
-func (s *Server) scrapeStatus() Status {
+// cachedStatus is the status computed at most twice a second: a metrics scrape's gauges and
+// the open event streams share it.
+func (s *Server) cachedStatus() Status {
 	s.cacheMu.Lock()
 	defer s.cacheMu.Unlock()
 	if time.Since(s.cacheAt) > 500*time.Millisecond {
@@ -153,7 +173,7 @@ func (s *Server) Handler() http.Handler {
 		http.ServeFileFS(w, r, sub, "index.html")
 	})
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, s.status(s.cfg.Clock.Now()))
+		writeJSON(w, http.StatusOK, s.cachedStatus())
 	})
 	mux.HandleFunc("GET /decisions", s.decisions)
 	mux.HandleFunc("GET /events", s.events)
@@ -163,17 +183,51 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /api/check", s.officer(s.check))
 	mux.HandleFunc("POST /api/override", s.officer(s.override))
 	mux.HandleFunc("POST /api/register", s.officer(s.register))
-	return securityHeaders(mux)
+	return s.guard(mux)
 }
 
-// securityHeaders: the page loads only its own files and is never framed.
-func securityHeaders(h http.Handler) http.Handler {
+// guard: the page loads only its own files and is never framed; it answers only to the host
+// names it knows (a DNS-rebinding page names its own); a POST must be JSON from the page's own
+// origin (a cross-site form cannot send it without a preflight the page never grants).
+func (s *Server) guard(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'")
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		w.Header().Set("Referrer-Policy", "no-referrer")
+		if !s.knownHost(r.Host) {
+			writeErr(w, http.StatusMisdirectedRequest, fmt.Errorf("this page does not answer to host %q (web.hosts)", r.Host))
+			return
+		}
+		if r.Method == http.MethodPost {
+			if mt, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";"); strings.TrimSpace(mt) != "application/json" {
+				writeErr(w, http.StatusUnsupportedMediaType, errors.New("want Content-Type: application/json"))
+				return
+			}
+			if o := r.Header.Get("Origin"); o != "" && o != "http://"+r.Host && o != "https://"+r.Host {
+				writeErr(w, http.StatusForbidden, fmt.Errorf("cross-origin request from %q refused", o))
+				return
+			}
+		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// knownHost accepts IP literals, localhost and the configured names.
+func (s *Server) knownHost(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if host == "localhost" || net.ParseIP(host) != nil {
+		return true
+	}
+	for _, h := range s.cfg.Hosts {
+		if strings.EqualFold(h, host) {
+			return true
+		}
+	}
+	return false
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
@@ -200,9 +254,10 @@ func decode(r *http.Request, v any) error {
 
 func (s *Server) decisions(w http.ResponseWriter, r *http.Request) {
 	n, _ := strconv.Atoi(r.URL.Query().Get("n"))
-	if n <= 0 || n > edge.FeedSize {
+	if n <= 0 {
 		n = 50
 	}
+	n = min(n, edge.FeedSize)
 	writeJSON(w, http.StatusOK, s.cfg.Daemon.Feed.Recent(n))
 }
 
@@ -214,6 +269,13 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusInternalServerError, errors.New("streaming is not supported"))
 		return
 	}
+	if s.streams.Add(1) > MaxStreams {
+		s.streams.Add(-1)
+		w.Header().Set("Retry-After", "10")
+		writeErr(w, http.StatusServiceUnavailable, fmt.Errorf("more than %d live pages open", MaxStreams))
+		return
+	}
+	defer s.streams.Add(-1)
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Accel-Buffering", "no")
@@ -232,7 +294,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	}
 	tick := time.NewTicker(s.cfg.StatusEvery)
 	defer tick.Stop()
-	if send("status", s.status(s.cfg.Clock.Now())) != nil {
+	if send("status", s.cachedStatus()) != nil {
 		return
 	}
 	for {
@@ -247,7 +309,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 				err = send("reload", struct{}{})
 			}
 			if err == nil {
-				err = send("status", s.status(s.cfg.Clock.Now()))
+				err = send("status", s.cachedStatus())
 			}
 		}
 		if err != nil {
@@ -277,16 +339,21 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusBadRequest, errors.New("the officer's name or number is required (at most 64 bytes)"))
 		return
 	}
-	now := time.Now() // lockouts and sessions run on the machine's clock, not the decision clock
+	// Lockouts and sessions run on the machine's clock, not the decision clock. One PIN check
+	// at a time: requests in parallel wait here, and those after the fifth failure are refused
+	// without a check.
+	s.loginMu.Lock()
+	defer s.loginMu.Unlock()
+	now := s.cfg.Wall()
 	s.mu.Lock()
-	if now.Before(s.lockedTil) {
-		left := s.lockedTil.Sub(now).Round(time.Second)
-		s.mu.Unlock()
+	locked := s.lockedTil
+	s.mu.Unlock()
+	if now.Before(locked) {
+		left := locked.Sub(now).Round(time.Second)
 		w.Header().Set("Retry-After", strconv.Itoa(int(left.Seconds())+1))
 		writeErr(w, http.StatusTooManyRequests, fmt.Errorf("too many wrong PINs: try again in %s", left))
 		return
 	}
-	s.mu.Unlock()
 	err := bcrypt.CompareHashAndPassword(s.cfg.PINHash, []byte(b.PIN))
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -295,7 +362,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		if s.failures >= MaxFailures {
 			s.failures, s.lockedTil = 0, now.Add(Lockout)
 		}
-		s.log.Warn("officer login refused", "officer", b.Officer, "remote", r.RemoteAddr)
+		s.log.Warn("officer login refused", logKeyOfficer, b.Officer, logKeyRemote, r.RemoteAddr)
 		writeErr(w, http.StatusUnauthorized, errors.New("wrong PIN"))
 		return
 	}
@@ -309,7 +376,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.sessions[t] = session{officer: b.Officer, expires: now.Add(SessionTTL)}
-	s.log.Info("officer logged in", "officer", b.Officer, "remote", r.RemoteAddr)
+	s.log.Info("officer logged in", logKeyOfficer, b.Officer, logKeyRemote, r.RemoteAddr)
 	writeJSON(w, http.StatusOK, map[string]any{"token": t, "officer": b.Officer, "expires": now.Add(SessionTTL)})
 }
 
@@ -326,7 +393,7 @@ func (s *Server) officer(h func(w http.ResponseWriter, r *http.Request, officer 
 		for k, v := range s.sessions {
 			if subtle.ConstantTimeCompare([]byte(k), []byte(tok)) == 1 {
 				found = &v
-				if time.Now().After(v.expires) {
+				if s.cfg.Wall().After(v.expires) {
 					delete(s.sessions, k)
 					found = nil
 				}
@@ -368,12 +435,12 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request, officer string) {
 		return
 	}
 	// An invalid number is decided too (MANUAL, audited): the officer sees why.
-	p, err := s.cfg.Daemon.PresentManual(r.Context(), b.ID, b.TestOnly)
+	p, err := s.cfg.Daemon.PresentManual(r.Context(), b.ID, b.TestOnly, officer)
 	if err != nil {
 		writeErr(w, http.StatusInternalServerError, err)
 		return
 	}
-	s.log.Info("manual entry from the page", "officer", officer, "seq", p.Seq, "outcome", p.Decision.Outcome.String())
+	s.log.Info("manual entry from the page", logKeyOfficer, officer, "seq", p.Seq, "outcome", p.Decision.Outcome.String())
 	writeJSON(w, http.StatusOK, p)
 }
 
@@ -422,10 +489,6 @@ type RegisterBody struct {
 }
 
 func (s *Server) register(w http.ResponseWriter, r *http.Request, officer string) {
-	if s.cfg.Kind != "highway-checkpoint" {
-		writeErr(w, http.StatusForbidden, errors.New("commuter registration is taken at highway checkpoints only"))
-		return
-	}
 	var b RegisterBody
 	if err := decode(r, &b); err != nil {
 		writeErr(w, http.StatusBadRequest, err)
@@ -434,6 +497,8 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request, officer string
 	seq, err := s.cfg.Daemon.Register(edge.Registration{ID: strings.ToUpper(strings.TrimSpace(b.ID)), Officer: officer,
 		WorkProof: strings.TrimSpace(b.WorkProof), Residence: strings.TrimSpace(b.Residence), TestProof: strings.TrimSpace(b.TestProof)})
 	switch {
+	case errors.Is(err, edge.ErrNoRegistrations):
+		writeErr(w, http.StatusForbidden, err)
 	case errors.Is(err, edge.ErrBadRegistration):
 		writeErr(w, http.StatusBadRequest, err)
 	case err != nil:
@@ -444,20 +509,45 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request, officer string
 	}
 }
 
-// Serve serves h on addr until ctx ends, then shuts down (open event streams are cut).
-// ready, if set, is called with the bound address once it listens.
-func Serve(ctx context.Context, addr string, h http.Handler, log *slog.Logger, ready func(net.Addr)) error {
+// TLS names a certificate and key for HTTPS; empty serves plain HTTP.
+type TLS struct{ Cert, Key string }
+
+// Serve serves h on addr until ctx ends, then shuts down (open event streams are cut) and
+// waits for every handler, so the caller may close the store after it returns. ready, if set,
+// is called once: with the bound address, or with the error that stopped it from listening.
+func Serve(ctx context.Context, addr string, tlsFiles TLS, h http.Handler, log *slog.Logger, ready func(net.Addr, error)) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("web: listen %s: %w", addr, err)
+		err = fmt.Errorf("web: listen %s: %w", addr, err)
+		if ready != nil {
+			ready(nil, err)
+		}
+		return err
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
+	var inflight sync.WaitGroup
+	counted := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		inflight.Add(1)
+		defer inflight.Done()
+		h.ServeHTTP(w, r)
+	})
+	srv := &http.Server{Handler: counted, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
+		IdleTimeout: 2 * time.Minute, BaseContext: func(net.Listener) context.Context { return ctx }}
+	scheme := "http"
+	if tlsFiles.Cert != "" {
+		scheme = "https"
+	}
+	log.Info("officer page", "url", scheme+"://"+ln.Addr().String()+"/")
 	if ready != nil {
-		ready(ln.Addr())
+		ready(ln.Addr(), nil)
 	}
-	log.Info("officer page", "url", "http://"+ln.Addr().String()+"/")
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() {
+		if tlsFiles.Cert != "" {
+			errc <- srv.ServeTLS(ln, tlsFiles.Cert, tlsFiles.Key)
+		} else {
+			errc <- srv.Serve(ln)
+		}
+	}()
 	select {
 	case <-ctx.Done():
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -465,16 +555,18 @@ func Serve(ctx context.Context, addr string, h http.Handler, log *slog.Logger, r
 		if err := srv.Shutdown(sctx); err != nil {
 			srv.Close()
 		}
+		inflight.Wait()
 		return nil
 	case err := <-errc:
+		inflight.Wait()
 		return fmt.Errorf("web: %w", err)
 	}
 }
 
 // Attach makes a running device serve its page when its config has a web section: the
 // metrics observe the daemon, and the page runs beside it. ready, if set, gets the bound
-// address.
-func Attach(opts *edge.RunOptions, cfg *config.Config, log *slog.Logger, ready func(net.Addr)) error {
+// address or the error that kept the page from listening.
+func Attach(opts *edge.RunOptions, cfg *config.Config, log *slog.Logger, ready func(net.Addr, error)) error {
 	if cfg.Web == nil {
 		return nil
 	}
@@ -490,7 +582,7 @@ func Attach(opts *edge.RunOptions, cfg *config.Config, log *slog.Logger, ready f
 	opts.Page = func(ctx context.Context, rt edge.Running) error {
 		c := Config{Daemon: rt.Daemon, Device: rt.Device, Audit: rt.Audit, Metrics: m, Syncer: rt.Syncer, Members: rt.Peers,
 			DeviceID: cfg.DeviceID, Kind: cfg.Kind, HasReader: cfg.Reader != nil, HasGate: cfg.Gate != nil,
-			PINHash: pin, Stale: time.Duration(cfg.Web.Stale), Clock: opts.Clock, Logger: log}
+			PINHash: pin, Stale: time.Duration(cfg.Web.Stale), Clock: opts.Clock, Logger: log, Hosts: cfg.Web.Hosts}
 		if cfg.Gossip != nil {
 			c.Lane = cfg.Gossip.Lane
 		}
@@ -498,7 +590,7 @@ func Attach(opts *edge.RunOptions, cfg *config.Config, log *slog.Logger, ready f
 		if err != nil {
 			return err
 		}
-		return Serve(ctx, cfg.Web.Listen, s.Handler(), log, ready)
+		return Serve(ctx, cfg.Web.Listen, TLS{Cert: cfg.Web.TLSCert, Key: cfg.Web.TLSKey}, s.Handler(), log, ready)
 	}
 	return nil
 }

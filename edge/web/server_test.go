@@ -6,10 +6,12 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -38,6 +40,7 @@ type clock struct{ t time.Time }
 func (c clock) Now() time.Time { return c.t }
 
 type fixture struct {
+	wall  *wallClock
 	dev   *edge.Device
 	audit *audit.Log
 	dm    *edge.Daemon
@@ -81,7 +84,8 @@ func newFixture(t testing.TB, kind string, withSnapshot bool, syncer bool, pageA
 		t.Fatal(err)
 	}
 	m := web.NewMetrics()
-	dm, err := edge.NewDaemon(edge.DaemonConfig{Device: d, Audit: alog, Clock: clock{nov20}, Observer: m, Gate: openGate{}})
+	dm, err := edge.NewDaemon(edge.DaemonConfig{Device: d, Audit: alog, Clock: clock{nov20}, Observer: m, Gate: openGate{},
+		Registrations: kind == "highway-checkpoint"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,8 +94,9 @@ func newFixture(t testing.TB, kind string, withSnapshot bool, syncer bool, pageA
 	if len(pageAt) > 0 {
 		at = pageAt[0]
 	}
+	f := &fixture{wall: &wallClock{t: time.Now()}}
 	cfg := web.Config{Daemon: dm, Device: d, Audit: alog, Metrics: m, DeviceID: "kiosk-1", Kind: kind, HasGate: true,
-		PINHash: h, Clock: clock{at}, StatusEvery: 50 * time.Millisecond}
+		PINHash: h, Clock: clock{at}, StatusEvery: 50 * time.Millisecond, Wall: f.wall.now}
 	if syncer {
 		cfg.Syncer = &edge.Syncer{Device: d, Central: "http://127.0.0.1:9"}
 	}
@@ -101,8 +106,18 @@ func newFixture(t testing.TB, kind string, withSnapshot bool, syncer bool, pageA
 	}
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(srv.Close)
-	return &fixture{dev: d, audit: alog, dm: dm, srv: srv, m: m}
+	f.dev, f.audit, f.dm, f.srv, f.m = d, alog, dm, srv, m
+	return f
 }
+
+// wallClock is the machine clock of sessions and lockouts, moved by tests.
+type wallClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *wallClock) now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *wallClock) add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
 
 type openGate struct{}
 
@@ -236,6 +251,9 @@ func TestOfficerActions(t *testing.T) {
 	if len(entries) != 4 {
 		t.Fatalf("%d audit entries, want 4: %+v", len(entries), entries)
 	}
+	if entries[0].Officer != officerA || entries[0].Source != "manual" {
+		t.Errorf("manual entry %+v does not name the officer", entries[0])
+	}
 	ov, rg := entries[2], entries[3]
 	if ov.Kind != audit.KindOverride || ov.Ref != 2 || ov.Officer != officerA || ov.Reason != "number checked on the passport" {
 		t.Errorf("override entry %+v", ov)
@@ -243,6 +261,12 @@ func TestOfficerActions(t *testing.T) {
 	if rg.Kind != audit.KindRegistration || rg.Seq != reg.Seq || rg.Officer != officerA || rg.TestProof != "lab 3, 2021-11-19" ||
 		rg.Masked != engine.IDNumber(popup4).Masked() {
 		t.Errorf("registration entry %+v", rg)
+	}
+	// Only decisions can be overridden: not a registration, not another override.
+	for _, ref := range []uint64{3, 4} {
+		if code := f.call(t, "POST", "/api/override", tok, fmt.Sprintf(`{"ref":%d,"outcome":"PASS","reason":"x"}`, ref), &e); code != 400 || !strings.Contains(e.Error, "not a decision") {
+			t.Errorf("override of entry %d: %d %q", ref, code, e.Error)
+		}
 	}
 	// Logging out ends the session.
 	f.call(t, "POST", "/api/logout", tok, `{}`, nil)
@@ -272,6 +296,74 @@ func TestPINLockout(t *testing.T) {
 	var e struct{ Error string }
 	if code := f.call(t, "POST", "/api/login", "", `{"officer":"x","pin":"`+pin+`"}`, &e); code != 429 || !strings.Contains(e.Error, "too many") {
 		t.Fatalf("right PIN during lockout: %d %q", code, e.Error)
+	}
+	f.wall.add(web.Lockout + time.Second) // the lockout ends
+	tok := f.login(t)
+	f.wall.add(web.SessionTTL + time.Second) // and a shift later the session has expired
+	if code := f.call(t, "POST", "/api/check", tok, `{"id":"`+passer+`"}`, &e); code != 401 || !strings.Contains(e.Error, "expired") {
+		t.Fatalf("after the session's end: %d %q", code, e.Error)
+	}
+}
+
+// Wrong PINs sent in parallel cannot outrun the lockout: at most MaxFailures are checked.
+func TestPINLockoutUnderParallelGuesses(t *testing.T) {
+	f := newFixture(t, "highway-checkpoint", true, false)
+	var wg sync.WaitGroup
+	codes := make(chan int, 40)
+	for i := 0; i < cap(codes); i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			codes <- f.call(t, "POST", "/api/login", "", `{"officer":"x","pin":"000000"}`, nil)
+		}()
+	}
+	wg.Wait()
+	close(codes)
+	checked := 0
+	for c := range codes {
+		switch c {
+		case 401:
+			checked++
+		case 429:
+		default:
+			t.Errorf("status %d", c)
+		}
+	}
+	if checked != web.MaxFailures {
+		t.Fatalf("%d PINs checked of %d guesses, want %d", checked, cap(codes), web.MaxFailures)
+	}
+}
+
+// The page answers only to its own host names and to JSON POSTs from its own origin.
+func TestRequestGuards(t *testing.T) {
+	f := newFixture(t, "highway-checkpoint", true, false)
+	do := func(host, ctype, origin string) int {
+		req, _ := http.NewRequest("POST", f.srv.URL+"/api/login", strings.NewReader(`{"officer":"x","pin":"000000"}`))
+		if host != "" {
+			req.Host = host
+		}
+		req.Header.Set("Content-Type", ctype)
+		if origin != "" {
+			req.Header.Set("Origin", origin)
+		}
+		resp, err := f.srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if c := do("gatecheck.attacker.example:8080", "application/json", ""); c != http.StatusMisdirectedRequest {
+		t.Errorf("foreign host name: %d", c)
+	}
+	if c := do("", "text/plain", ""); c != http.StatusUnsupportedMediaType {
+		t.Errorf("text/plain POST: %d", c)
+	}
+	if c := do("", "application/json", "http://attacker.example"); c != http.StatusForbidden {
+		t.Errorf("cross-origin POST: %d", c)
+	}
+	if c := do("localhost:8080", "application/json", "http://localhost:8080"); c != http.StatusUnauthorized {
+		t.Errorf("same-origin POST by name: %d (want a PIN check: 401)", c)
 	}
 }
 
@@ -328,7 +420,11 @@ func TestEventStream(t *testing.T) {
 			if v, ok := strings.CutPrefix(line, "event: "); ok {
 				ev = v
 			} else if v, ok := strings.CutPrefix(line, "data: "); ok {
-				events <- [2]string{ev, v}
+				select {
+				case events <- [2]string{ev, v}:
+				case <-ctx.Done():
+					return
+				}
 			}
 		}
 		close(events)
@@ -353,7 +449,7 @@ func TestEventStream(t *testing.T) {
 	if err := json.Unmarshal([]byte(next("status")), &st); err != nil || st.Device != "kiosk-1" {
 		t.Fatalf("status event: %v %+v", err, st)
 	}
-	if _, err := f.dm.PresentManual(ctx, popup4, false); err != nil {
+	if _, err := f.dm.PresentManual(ctx, popup4, false, ""); err != nil {
 		t.Fatal(err)
 	}
 	data := next("decision")

@@ -1,6 +1,10 @@
 package web
 
-import "time"
+import (
+	"time"
+
+	"github.com/gatecheck/gatecheck/edge/config"
+)
 
 // Status is what GET /status answers and the page shows.
 type Status struct {
@@ -86,7 +90,7 @@ type Alert struct {
 func (s *Server) status(now time.Time) Status {
 	c := s.cfg
 	st := Status{Device: c.DeviceID, Kind: c.Kind, Lane: c.Lane, Now: now, Peers: []Peer{}, Alerts: []Alert{},
-		Decisions: c.Daemon.Decisions.Load(), Officer: len(c.PINHash) > 0, Registration: c.Kind == "highway-checkpoint"}
+		Decisions: c.Daemon.Decisions.Load(), Officer: len(c.PINHash) > 0, Registration: c.Kind == config.KindHighway}
 	alert := func(level, zh, en string) { st.Alerts = append(st.Alerts, Alert{level, zh, en}) }
 
 	if p := c.Device.InForce(now); p != nil {

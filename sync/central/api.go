@@ -342,7 +342,7 @@ func (s *Server) StoreAudit(d *Device, recs []wire.AuditRecord) (uint64, error) 
 				return err
 			}
 			if e.Kind == wire.AuditRegistration {
-				if err := queueRegistration(txn, dev.ID, &e); err != nil {
+				if err := s.queueRegistration(txn, dev, &e); err != nil {
 					return err
 				}
 			}

@@ -1,6 +1,7 @@
 package central
 
 import (
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -73,22 +74,29 @@ func (s *Server) register(w http.ResponseWriter, r *http.Request, d *Device, _ s
 	json.NewEncoder(w).Encode(reg)
 }
 
-// queueRegistration queues a registration that arrived in a device's audit log, named by the
-// device and entry sequence, so a re-sent log queues it once.
-func queueRegistration(txn *badger.Txn, device string, e *wire.AuditEntry) error {
+// queueRegistration queues a registration that arrived in a device's audit log. It is named
+// by the device, its key and the entry's sequence, so a re-sent log queues it once and a
+// re-keyed device (whose audit chain starts again at 1) does not collide with its old entries.
+func (s *Server) queueRegistration(txn *badger.Txn, dev *Device, e *wire.AuditEntry) error {
 	if len(e.Person) != 16 || e.WorkProof == "" || e.Residence == "" || e.TestProof == "" {
-		return nil // recorded in the audit log; nothing to approve
+		s.log.Warn("audit entry of kind registration without a person or its proofs; not queued",
+			"device", dev.ID, "seq", e.Seq)
+		return nil
 	}
-	id := fmt.Sprintf("%s-%d", device, e.Seq)
-	if b, err := get(txn, regKey(id)); err != nil || b != nil {
+	id := fmt.Sprintf("%s-%s-%d", dev.ID, wire.KeyID(ed25519.PublicKey(dev.PubKey)), e.Seq)
+	b, err := get(txn, regKey(id))
+	if err != nil || b != nil {
 		return err
 	}
-	b, err := wire.Marshal(&Registration{ID: id, Device: device, Key: e.Person, Masked: e.Masked, WorkProof: e.WorkProof,
-		Residence: e.Residence, TestProof: e.TestProof, Status: "pending", CreatedMs: e.TimeMs})
-	if err != nil {
-		return err
+	if b, err = wire.Marshal(&Registration{ID: id, Device: dev.ID, Key: e.Person, Masked: e.Masked, WorkProof: e.WorkProof,
+		Residence: e.Residence, TestProof: e.TestProof, Status: "pending", CreatedMs: e.TimeMs}); err != nil {
+		return fmt.Errorf("queue registration %s: %w", id, err)
 	}
-	return txn.Set(regKey(id), b)
+	if err := txn.Set(regKey(id), b); err != nil {
+		return fmt.Errorf("queue registration %s: %w", id, err)
+	}
+	s.log.Info("commuter registration queued", "id", id, "device", dev.ID)
+	return nil
 }
 
 func (s *Server) putRegistration(r *Registration) error {

@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"github.com/gatecheck/gatecheck/sync/wire"
 	"sync"
 	"testing"
 	"time"
@@ -31,7 +32,7 @@ func TestEventsReachEveryNode(t *testing.T) {
 	}
 	waitMembers(t, all)
 	for s := 1; s <= events; s++ {
-		if err := all[0].Broadcast(Event{Kind: EventDecision, Device: "n0", Seq: uint64(s), TimeMs: int64(s), Person: make([]byte, 16)}); err != nil {
+		if err := all[0].Broadcast(Event{Kind: EventDecision, Device: "n0", Seq: uint64(s), TimeMs: time.Now().UnixMilli(), Person: make([]byte, 16)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -86,7 +87,7 @@ func TestLateNodeGetsRecentEvents(t *testing.T) {
 	}
 	defer a.Close()
 	for s := 1; s <= 5; s++ {
-		if err := a.Broadcast(Event{Kind: EventDecision, Device: "a", Seq: uint64(s), TimeMs: int64(s), Person: make([]byte, 16)}); err != nil {
+		if err := a.Broadcast(Event{Kind: EventDecision, Device: "a", Seq: uint64(s), TimeMs: time.Now().UnixMilli(), Person: make([]byte, 16)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -114,5 +115,31 @@ func TestLateNodeGetsRecentEvents(t *testing.T) {
 	case e := <-got:
 		t.Fatalf("event %d delivered twice", e.Seq)
 	case <-time.After(3 * time.Second): // one more push-pull round: nothing again
+	}
+}
+
+// An event older than RecentWindow by its own time is neither handed on nor delivered: it
+// cannot circulate for ever between nodes that forgot it.
+func TestOldEventsAreDropped(t *testing.T) {
+	now := time.Date(2021, 11, 20, 12, 0, 0, 0, time.UTC)
+	got := 0
+	n := &Node{cfg: Config{Name: "b", Now: func() time.Time { return now }, OnEvent: func(Event) { got++ }}, log: discard}
+	for _, at := range []time.Time{now.Add(-RecentWindow - time.Second), now.Add(-time.Minute)} {
+		b, err := wire.Marshal(Event{Kind: EventDecision, Device: "a", Seq: 1, TimeMs: at.UnixMilli()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.receive(b, false)
+		n.receive(b, false) // a second delivery is a duplicate
+	}
+	if got != 1 {
+		t.Fatalf("delivered %d events, want the recent one once", got)
+	}
+	if st := (delegate{n}).LocalState(false); len(st) == 0 {
+		t.Fatal("the recent event is not offered at push-pull")
+	}
+	now = now.Add(RecentWindow)
+	if st := (delegate{n}).LocalState(false); len(st) != 0 {
+		t.Fatal("an event past the window is still offered at push-pull")
 	}
 }

@@ -35,14 +35,17 @@ const (
 )
 
 const (
-	maxEvent     = 1024             // bytes of one encoded event
-	maxRecent    = 256              // events kept for push-pull
-	recentWindow = 10 * time.Minute // how old an event may be to be offered at push-pull
+	maxEvent = 1024 // bytes of one encoded event
+	// RecentWindow is how old (by its own time) an event may be to be passed on, offered at
+	// push-pull or handed to OnEvent; anti-passback windows are minutes.
+	RecentWindow = 10 * time.Minute
+	maxRecent    = 256   // events kept for push-pull: the newest
+	maxSeen      = 20000 // events remembered as seen, pruned by age every minute
 )
 
 type recentEvent struct {
-	at time.Time
-	b  []byte
+	timeMs int64 // the event's own time
+	b      []byte
 }
 
 // Event is a local event broadcast to the checkpoint.
@@ -88,6 +91,9 @@ type Config struct {
 	// Local selects timings for one machine (tests): faster probes, generous timeouts so a
 	// loaded -race run does not mark healthy nodes suspect.
 	Local bool
+	// Now is the clock events are judged by (an event older than RecentWindow is dropped);
+	// nil means time.Now. A device passes its decision clock.
+	Now func() time.Time
 	// Logger; nil discards logs.
 	Logger *slog.Logger
 }
@@ -104,8 +110,9 @@ type Node struct {
 	// memberlist's Members() hands out pointers into its table that it keeps updating.
 	mu      sync.Mutex
 	members map[string]Member
-	seen    map[string]time.Time // events already handled (device/seq), for rebroadcast once
-	recent  []recentEvent        // the newest events, offered to peers at push-pull
+	seen    map[string]int64 // events already handled (device/seq/time) -> event time, for once-only
+	pruned  time.Time        // when seen was last pruned
+	recent  []recentEvent    // the newest events, offered to peers at push-pull
 
 	stop chan struct{}
 	done chan struct{}
@@ -175,42 +182,61 @@ func (n *Node) receive(b []byte, pass bool) {
 }
 
 // remember records an event as seen and keeps its bytes among the recent ones; it reports
-// false for an event already seen.
+// false for an event already seen or older than RecentWindow (by its own time, so an event
+// does not live longer for having travelled).
 func (n *Node) remember(e Event, b []byte) bool {
+	now := n.now()
+	oldest := now.Add(-RecentWindow).UnixMilli()
+	if e.TimeMs < oldest {
+		return false
+	}
 	id := fmt.Sprintf("%s/%d/%d", e.Device, e.Seq, e.TimeMs)
-	now := time.Now()
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if _, dup := n.seen[id]; dup {
 		return false
 	}
 	if n.seen == nil {
-		n.seen = map[string]time.Time{}
+		n.seen = map[string]int64{}
 	}
-	n.seen[id] = now
-	if len(n.seen) > 10000 {
-		for k, at := range n.seen {
-			if now.Sub(at) > 10*time.Minute {
+	if len(n.seen) >= maxSeen || now.Sub(n.pruned) > time.Minute {
+		// Forget what is past the window (it would be dropped by its time anyway); a flood
+		// beyond maxSeen within the window forgets everything: OnEvent is idempotent.
+		for k, t := range n.seen {
+			if t < oldest {
 				delete(n.seen, k)
 			}
 		}
+		if len(n.seen) >= maxSeen {
+			clear(n.seen)
+		}
+		n.pruned = now
 	}
-	n.recent = append(n.recent, recentEvent{at: now, b: append([]byte(nil), b...)})
+	n.seen[id] = e.TimeMs
+	n.recent = append(n.recent, recentEvent{timeMs: e.TimeMs, b: append([]byte(nil), b...)})
 	if len(n.recent) > maxRecent {
 		n.recent = slices.Delete(n.recent, 0, len(n.recent)-maxRecent)
 	}
 	return true
 }
 
-// LocalState hands the recent events (the last recentWindow, at most maxRecent) to a peer's
+func (n *Node) now() time.Time {
+	if n.cfg.Now != nil {
+		return n.cfg.Now()
+	}
+	return time.Now()
+}
+
+// LocalState hands the recent events (the newest maxRecent within RecentWindow) to a peer's
 // push-pull: anti-entropy, so an event whose broadcasts missed a node still reaches it at the
 // next push-pull.
 func (d delegate) LocalState(bool) []byte {
 	n := d.n
+	oldest := n.now().Add(-RecentWindow).UnixMilli()
 	n.mu.Lock()
 	var out [][]byte
 	for _, r := range n.recent {
-		if time.Since(r.at) <= recentWindow {
+		if r.timeMs >= oldest {
 			out = append(out, r.b)
 		}
 	}

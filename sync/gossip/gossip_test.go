@@ -18,6 +18,7 @@ func FuzzNotifyMsg(f *testing.F) {
 		got := 0
 		n := &Node{cfg: Config{OnEvent: func(Event) { got++ }}, log: discard, members: map[string]Member{}}
 		delegate{n}.NotifyMsg(b)
+		delegate{n}.MergeRemoteState(b, false)
 		var e Event
 		if wire.Unmarshal(b, &e) != nil && got != 0 {
 			t.Fatal("an undecodable message reached OnEvent")

@@ -1,0 +1,7 @@
+package web
+
+// Log keys.
+const (
+	logKeyOfficer = "officer"
+	logKeyRemote  = "remote"
+)
