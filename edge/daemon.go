@@ -189,6 +189,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		up = c.Connected()
 	}
 	d.readerUp.Store(up)
+	everUp := up
 	var last string // the card on the reader, "" when none
 	empty := 0      // consecutive polls without a card
 	for ctx.Err() == nil {
@@ -207,7 +208,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 				return nil // ctx ended
 			}
 			d.readerUp.Store(true)
-			d.status("读卡器已连接 card reader reconnected")
+			if everUp {
+				d.status("读卡器已重新连接 card reader reconnected")
+			} else {
+				d.status("读卡器已连接 card reader connected")
+			}
+			everUp = true
 			// last is kept: a card still on the reader after a glitch is not decided twice.
 		case err != nil:
 			d.readerError(err)

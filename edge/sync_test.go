@@ -718,3 +718,21 @@ func TestRegistrationTravelsInTheAuditLog(t *testing.T) {
 		t.Fatalf("the next day: %+v", d)
 	}
 }
+
+// A sync that finds nothing new still refreshes the device: max_offline runs from the last
+// successful sync, not from the last change.
+func TestQuietSyncRefreshes(t *testing.T) {
+	w := newSyncWorld(t)
+	w.publish(policies.November2021, source.Overrides{})
+	w.importCentral(rec(adult, `"tests":[{"sampled":"2021-11-16T08:00:00+08:00","reported":"2021-11-16T18:00:00+08:00","result":"negative"}],"declarations":["2021-11-16T08:00:00+08:00"]`))
+	w.sync()
+	w.clock.Add(70 * time.Hour)
+	w.sync() // nothing changed centrally
+	if got := w.dev.Store().LastRefresh(); got.Before(w.clock.Now().Add(-time.Second)) {
+		t.Fatalf("last refresh %s after a quiet sync at %s", got, w.clock.Now())
+	}
+	w.clock.Add(3 * time.Hour) // 73 h after the last change, 3 h after the last sync
+	if d := w.decide(adult); d.Rule == "system.max-offline" {
+		t.Fatalf("decided as offline although synced 3 h ago: %+v", d)
+	}
+}

@@ -88,12 +88,17 @@ func (s *Syncer) AuditAcked(seq uint64) error {
 	return s.Audit.SetAcked(seq)
 }
 
-// Synced implements client.Applier: the server's time anchors the device's trusted time.
+// Synced implements client.Applier: the server's time anchors the device's trusted time, and
+// a sync that found nothing new still counts as a refresh - the device is confirmed current
+// (max_offline and the page's staleness run from it).
 func (s *Syncer) Synced(serverTime time.Time) error {
 	if serverTime.IsZero() {
 		return fmt.Errorf("sync: no server time")
 	}
-	return s.Device.SetTrustedTime(serverTime, s.now())
+	if err := s.Device.SetTrustedTime(serverTime, s.now()); err != nil {
+		return err
+	}
+	return s.Device.Store().SetLastRefresh(serverTime)
 }
 
 // Record keeps the last sync's outcome for status.

@@ -36,6 +36,7 @@ commands:
   devices  add --id ID --pubkey FILE | revoke --id ID | list
   registrations  list [--status pending] | approve ID | reject ID --reason TEXT
   state                                       cursor, record count, published snapshot
+  version                                     the build's version and commit
 
 Every command takes --data DIR (default ./central-data). Keys default to files beside it:
 central.key (signing), id-hash.key (region hash key); the admin socket is central-admin.sock.
@@ -81,6 +82,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return serve(ctx, args[1:], stdout, stderr)
 	case "import", "publish", "devices", "registrations", "state":
 		return admin(args[0], args[1:], stdout, stderr)
+	case "version":
+		return cli.PrintVersion(stdout, "gatecheck-central")
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil

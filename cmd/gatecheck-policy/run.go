@@ -27,6 +27,7 @@ commands:
   verify   --trusted FILE[,FILE] SNAPSHOT verify a signed snapshot; exit 1 if it does not verify
   inspect  [--trusted FILE] SNAPSHOT      print a signed snapshot as JSON
   builtin  [--out DIR] [--force]          list the shipped policy sources, or write them to DIR
+  version                                the build's version and commit
   test     [--trusted F] [-v] SNAPSHOT CASES.yaml...   run policy cases against a snapshot; exit 1 on a failure
   diff     OLD NEW --people FILE [--at TIME] [--json]  count the decisions that change, and which way
 
@@ -56,6 +57,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return testCmd(rest, stdout, stderr)
 	case "diff":
 		return diffCmd(rest, stdout, stderr)
+	case "version":
+		return cli.PrintVersion(stdout, "gatecheck-policy")
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -107,7 +107,8 @@ func runCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 // officerPIN reads a PIN (stdin, one line) and prints its bcrypt hash for web.officer_pin_file.
 func officerPIN(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := cli.NewFlags("gatecheck officer-pin", stderr)
-	out := fs.String("out", "", "write the hash to this file (mode 0600) instead of standard output")
+	out := fs.String("out", "", "write the hash to this file (mode 0640: make it readable by the daemon's group) instead of standard output")
+	force := fs.Bool("force", false, "replace an existing --out file")
 	pos, err := cli.Parse(fs, args)
 	if err != nil {
 		return err
@@ -119,7 +120,7 @@ func officerPIN(args []string, stdin io.Reader, stdout, stderr io.Writer) error 
 	if err != nil && !errors.Is(err, io.EOF) {
 		return fmt.Errorf("officer-pin: read the PIN from standard input: %w", err)
 	}
-	pin := strings.TrimRight(line, "\r\n")
+	pin := strings.TrimSpace(line)
 	if len(pin) < 6 || len(pin) > 72 {
 		return cli.Usagef("officer-pin: the PIN (one line on standard input) must be 6 to 72 characters")
 	}
@@ -131,7 +132,10 @@ func officerPIN(args []string, stdin io.Reader, stdout, stderr io.Writer) error 
 		fmt.Fprintln(stdout, string(h))
 		return nil
 	}
-	if err := os.WriteFile(*out, append(h, '\n'), 0o600); err != nil {
+	if _, err := os.Stat(*out); err == nil && !*force {
+		return fmt.Errorf("officer-pin: %s exists; --force replaces it", *out)
+	}
+	if err := os.WriteFile(*out, append(h, '\n'), 0o640); err != nil {
 		return fmt.Errorf("officer-pin: %w", err)
 	}
 	fmt.Fprintf(stdout, "officer PIN hash written to %s (name it in web.officer_pin_file)\n", *out)
@@ -410,6 +414,7 @@ func auditCmd(args []string, stdout, stderr io.Writer) error {
 	pubPath := fs.String("pubkey", "", "verify with this device public key (PEM) instead of the device key file")
 	from := fs.Uint64("from", 1, "list from this sequence")
 	n := fs.Int("n", 50, "list at most this many entries")
+	last := fs.Int("last", 0, "list the newest N entries (instead of --from/--n)")
 	pos, err := cli.Parse(fs, args[1:])
 	if err != nil {
 		return err
@@ -453,7 +458,23 @@ func auditCmd(args []string, stdout, stderr io.Writer) error {
 		return nil
 	case "list":
 		var list []audit.Entry
+		newest := func(seq uint64) {
+			if *last > 0 {
+				*n = *last
+				*from = 1
+				if seq > uint64(*last) {
+					*from = seq - uint64(*last) + 1
+				}
+			}
+		}
 		if ctl != nil {
+			if *last > 0 {
+				var st edge.Status
+				if err := ctl.call(http.MethodGet, "/v1/status", nil, &st); err != nil {
+					return err
+				}
+				newest(st.AuditSeq)
+			}
 			if err := ctl.call(http.MethodGet, fmt.Sprintf("/v1/audit?from=%d&n=%d", *from, *n), nil, &list); err != nil {
 				return err
 			}
@@ -467,6 +488,7 @@ func auditCmd(args []string, stdout, stderr io.Writer) error {
 				return err
 			}
 			defer al.Close()
+			newest(al.Seq())
 			if list, err = al.Entries(*from, *n); err != nil {
 				return err
 			}

@@ -8,8 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"runtime/debug"
-	"strings"
+	"runtime/pprof"
 	"time"
 
 	"github.com/gatecheck/gatecheck/cmd/internal/cli"
@@ -140,6 +139,13 @@ func demoCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return fmt.Errorf("demo: %w", err)
 		}
 		*dir = d
+		if !*printOnly {
+			// Keys and data of a live demo nobody asked to keep go with it.
+			defer func() {
+				os.RemoveAll(d)
+				fmt.Fprintf(stdout, "removed %s\n", d)
+			}()
+		}
 	} else if entries, err := os.ReadDir(*dir); err == nil && len(entries) > 0 {
 		return cli.UsageError{Msg: fmt.Sprintf("demo: %s is not empty; pick a new directory", *dir)}
 	}
@@ -158,6 +164,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	memprofile := fs.String("memprofile", "", "write a heap profile taken after the deciding phase here")
 	syncMode := fs.Bool("sync", false, "measure sync over loopback instead: central load, bootstrap, delta apply, bytes per update")
 	updates := fs.Int("updates", 100_000, "with --sync: fact-level updates to pull as deltas")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run here")
 	pos, err := cli.Parse(fs, args)
 	if err != nil {
 		return err
@@ -175,6 +182,17 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		defer os.RemoveAll(d)
 		*dir = d
+	}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	if *syncMode {
 		res, err := bench.Sync(ctx, *dir, *records, *updates, func(msg string) { fmt.Fprintln(stderr, msg) })
@@ -195,27 +213,4 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return enc.Encode(res)
 }
 
-func version(stdout io.Writer) error {
-	v, commit := "devel", "unknown"
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		if bi.Main.Version != "" {
-			v = bi.Main.Version
-		}
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" {
-				commit = s.Value
-			}
-		}
-	}
-	if buildVersion != "" {
-		v = buildVersion
-	}
-	if buildCommit != "" {
-		commit = buildCommit
-	}
-	fmt.Fprintf(stdout, "gatecheck %s (commit %s)\n", v, strings.TrimSpace(commit))
-	return nil
-}
-
-// Set by -ldflags "-X main.buildVersion=... -X main.buildCommit=..." in scripts/build.
-var buildVersion, buildCommit string
+func version(stdout io.Writer) error { return cli.PrintVersion(stdout, "gatecheck") }

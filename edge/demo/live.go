@@ -201,6 +201,11 @@ web:
 	if err := web.Attach(&ropts, cfg, log, func(a net.Addr, err error) { pageAddr <- listening{a, err} }); err != nil {
 		return err
 	}
+	sim, err := startQueue(ctx, dir, now, opts, true, log)
+	if err != nil {
+		return fmt.Errorf("demo: simulated reader: %w", err)
+	}
+	defer sim.Close()
 	runErr := make(chan error, 1)
 	go func() { runErr <- edge.Run(ctx, cfg, ropts, log) }()
 	var page string
@@ -237,7 +242,7 @@ web:
 	if opts.Ready != nil {
 		opts.Ready(info)
 	}
-	if err := playQueue(ctx, dir, now, opts, log); err != nil && ctx.Err() == nil {
+	if err := playQueue(ctx, sim, dir, now, opts, log); err != nil && ctx.Err() == nil {
 		cancel()
 		return errors.Join(err, <-runErr)
 	}
@@ -270,23 +275,39 @@ func waitSynced(ctx context.Context, page string) error {
 	return errors.New("demo: the device did not sync from the central server within 60 s")
 }
 
-// playQueue plays the traveller queue through the simulated reader, once or every Pause.
-func playQueue(ctx context.Context, dir string, now time.Time, opts LiveOptions, log *slog.Logger) error {
+// startQueue plugs in the simulated reader with one round of the traveller queue. The first
+// round starts before the device (so the device finds its reader at once) and waits about 6 s
+// before the first card, while the device bootstraps.
+func startQueue(ctx context.Context, dir string, now time.Time, opts LiveOptions, first bool, log *slog.Logger) (*cardsim.Sim, error) {
 	q, err := Queue(now)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	script, err := cardsim.ParseScript(bytes.NewReader(q))
+	if err != nil {
+		return nil, err
+	}
+	for i := range script.Steps {
+		script.Steps[i].Gap *= opts.Pace
+	}
+	if first && len(script.Steps) > 0 {
+		script.Steps[0].Gap += int(6 * time.Second / livePoll)
+	}
+	return cardsim.Start(ctx, cardsim.Config{Script: script, Link: filepath.Join(dir, ReaderLink), Logger: log})
+}
+
+// livePoll is the live device's reader poll interval (its config says 250ms).
+const livePoll = 250 * time.Millisecond
+
+// playQueue plays the traveller queue through the simulated reader, once or every Pause,
+// starting with the round already plugged in.
+func playQueue(ctx context.Context, sim *cardsim.Sim, dir string, now time.Time, opts LiveOptions, log *slog.Logger) error {
 	for round := 1; ; round++ {
-		script, err := cardsim.ParseScript(bytes.NewReader(q))
-		if err != nil {
-			return err
-		}
-		for i := range script.Steps {
-			script.Steps[i].Gap *= opts.Pace
-		}
-		sim, err := cardsim.Start(ctx, cardsim.Config{Script: script, Link: filepath.Join(dir, ReaderLink), Logger: log})
-		if err != nil {
-			return err
+		if round > 1 {
+			var err error
+			if sim, err = startQueue(ctx, dir, now, opts, false, log); err != nil {
+				return err
+			}
 		}
 		select {
 		case <-ctx.Done():

@@ -196,8 +196,10 @@ func (s *Store) Bootstrap(next func() (*wire.Batch, error)) error {
 			c := &b.Changes[i]
 			var key PersonKey
 			copy(key[:], c.Key)
-			v, err := st.Digest.Move(c.Key, nil, c.Facts, &st.Count)
-			if err != nil {
+			v := c.Record
+			if v != nil {
+				st.Digest.AddEncoded(c.Key, v, &st.Count)
+			} else if v, err = st.Digest.Move(c.Key, nil, c.Facts, &st.Count); err != nil {
 				wb.Cancel()
 				return err
 			}

@@ -4,4 +4,5 @@ package web
 const (
 	logKeyOfficer = "officer"
 	logKeyRemote  = "remote"
+	logKeyErr     = "err"
 )

@@ -49,6 +49,8 @@ type Config struct {
 	HasReader, HasGate bool
 	// PINHash is the bcrypt hash of the officer PIN; nil makes the page read-only.
 	PINHash []byte
+	// PINError, if set, says why the configured PIN file could not be used (shown as an alert).
+	PINError error
 	// Stale is when sync data is shown as stale. Zero means 10 minutes.
 	Stale time.Duration
 	// Clock; nil means the system clock.
@@ -570,11 +572,13 @@ func Attach(opts *edge.RunOptions, cfg *config.Config, log *slog.Logger, ready f
 	if cfg.Web == nil {
 		return nil
 	}
-	pin, err := cfg.OfficerPINHash()
-	if err != nil {
-		return err
-	}
-	if pin == nil {
+	// The gate does not depend on the page: an unreadable PIN file makes the page read-only
+	// and says so loudly, it does not stop the device.
+	pin, pinErr := cfg.OfficerPINHash()
+	switch {
+	case pinErr != nil:
+		log.Error("officer PIN file unreadable: the page is read-only until it is fixed and the device restarted", logKeyErr, pinErr)
+	case pin == nil:
 		log.Warn("no web.officer_pin_file: the officer page is read-only")
 	}
 	m := NewMetrics()
@@ -582,7 +586,7 @@ func Attach(opts *edge.RunOptions, cfg *config.Config, log *slog.Logger, ready f
 	opts.Page = func(ctx context.Context, rt edge.Running) error {
 		c := Config{Daemon: rt.Daemon, Device: rt.Device, Audit: rt.Audit, Metrics: m, Syncer: rt.Syncer, Members: rt.Peers,
 			DeviceID: cfg.DeviceID, Kind: cfg.Kind, HasReader: cfg.Reader != nil, HasGate: cfg.Gate != nil,
-			PINHash: pin, Stale: time.Duration(cfg.Web.Stale), Clock: opts.Clock, Logger: log, Hosts: cfg.Web.Hosts}
+			PINHash: pin, PINError: pinErr, Stale: time.Duration(cfg.Web.Stale), Clock: opts.Clock, Logger: log, Hosts: cfg.Web.Hosts}
 		if cfg.Gossip != nil {
 			c.Lane = cfg.Gossip.Lane
 		}
@@ -590,7 +594,21 @@ func Attach(opts *edge.RunOptions, cfg *config.Config, log *slog.Logger, ready f
 		if err != nil {
 			return err
 		}
-		return Serve(ctx, cfg.Web.Listen, TLS{Cert: cfg.Web.TLSCert, Key: cfg.Web.TLSKey}, s.Handler(), log, ready)
+		// A port taken at start (another program, a previous instance still closing) is
+		// tried again every 10 s rather than leaving the device without its page.
+		for {
+			err := Serve(ctx, cfg.Web.Listen, TLS{Cert: cfg.Web.TLSCert, Key: cfg.Web.TLSKey}, s.Handler(), log, ready)
+			if err == nil || ctx.Err() != nil {
+				return nil
+			}
+			ready = nil // told once
+			log.Error("officer page not available; retrying in 10 s", logKeyErr, err)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(10 * time.Second):
+			}
+		}
 	}
 	return nil
 }

@@ -109,6 +109,9 @@ func (s *Server) status(now time.Time) Status {
 	} else {
 		alert("error", "无有效规则：所有核验转人工", "no rule snapshot in force: every decision is MANUAL")
 	}
+	if c.PINError != nil {
+		alert("warning", "执勤PIN文件无法读取：页面只读", "the officer PIN file cannot be used: the page is read-only - "+c.PINError.Error())
+	}
 	if why := c.Device.ClockProblem(now); why != "" {
 		alert("error", "本机时钟不可信：核验转人工", "the device clock is not trusted: decisions are MANUAL - "+why)
 	}

@@ -2,7 +2,7 @@ package central
 
 import (
 	"bytes"
-	"compress/gzip"
+
 	"crypto/ed25519"
 	"encoding/binary"
 	"encoding/hex"
@@ -15,8 +15,8 @@ import (
 	"strings"
 
 	"github.com/dgraph-io/badger/v4"
-	"github.com/gatecheck/gatecheck/engine"
 	"github.com/gatecheck/gatecheck/sync/wire"
+	"github.com/klauspost/compress/gzip"
 )
 
 // MaxRequestBody bounds a device's request body (audit uploads, registrations).
@@ -251,12 +251,9 @@ func (s *Server) WriteBootstrap(w io.Writer) error {
 				return err
 			}
 			size += len(v) + 24
-			var f engine.Facts
-			if err := wire.DecodeFacts(v, &f); err != nil {
-				return err
-			}
 			key := append([]byte(nil), it.Item().Key()[len(prefixP):]...)
-			chunk.Changes = append(chunk.Changes, wire.Change{Key: key, Op: wire.OpReplace, Facts: &f})
+			// The stored bytes as they are: no decode and re-encode per record.
+			chunk.Changes = append(chunk.Changes, wire.Change{Key: key, Op: wire.OpReplace, Record: v})
 			if len(chunk.Changes) == BootstrapChunk || size >= MaxBatchBytes {
 				if err := emit(false); err != nil {
 					return err

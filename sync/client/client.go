@@ -3,7 +3,7 @@ package client
 import (
 	"bufio"
 	"bytes"
-	"compress/gzip"
+
 	"context"
 	"crypto/ed25519"
 	crand "crypto/rand"
@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/gatecheck/gatecheck/sync/wire"
+	"github.com/klauspost/compress/gzip"
 )
 
 // State is what the device holds, as sync sees it.

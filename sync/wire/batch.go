@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/base64"
@@ -71,7 +72,16 @@ func VerifyBatch(signed []byte, keys KeyRing) (*Batch, Verified, error) {
 			if c.Op != OpReplace || c.Cursor != 0 {
 				return nil, v, fmt.Errorf("%w: bootstrap change %d is not a replace", ErrMalformed, i)
 			}
+			if (c.Facts == nil) == (len(c.Record) == 0) || len(c.Record) > MaxRecordSize {
+				return nil, v, fmt.Errorf("%w: bootstrap change %d: want facts or a record of at most %d bytes", ErrMalformed, i, MaxRecordSize)
+			}
+			if i > 0 && bytes.Compare(b.Changes[i-1].Key, c.Key) >= 0 {
+				return nil, v, fmt.Errorf("%w: bootstrap change %d: keys out of order", ErrMalformed, i)
+			}
 			continue
+		}
+		if len(c.Record) != 0 {
+			return nil, v, fmt.Errorf("%w: change %d: a record outside a bootstrap", ErrMalformed, i)
 		}
 		if c.Cursor <= prev || c.Cursor > b.To {
 			return nil, v, fmt.Errorf("%w: change %d: cursor %d outside (%d, %d]", ErrMalformed, i, c.Cursor, prev, b.To)

@@ -37,6 +37,11 @@ type Change struct {
 	Stay     *engine.Stay     `cbor:"7,keyasint,omitempty"`
 	Time     engine.Unix      `cbor:"8,keyasint,omitempty"`
 	Facts    *engine.Facts    `cbor:"9,keyasint,omitempty"`
+	// Record is, in bootstrap chunks, the person's record exactly as the central stores it
+	// (EncodeFacts' canonical CBOR), instead of Facts: neither side decodes and re-encodes
+	// ten million records. The device stores the bytes as they are (they are signed by the
+	// central; a record that does not decode is found at lookup and decided MANUAL).
+	Record []byte `cbor:"10,keyasint,omitempty"`
 }
 
 // Apply applies one change to a person's facts (nil: not held) and returns the new facts (nil:
@@ -277,6 +282,12 @@ func (d Digest) Equal(o Digest) bool { return bytes.Equal(d[:], o[:]) }
 
 // Move accounts for one record going from old to new (nil: absent) in a population's digest
 // and count, and returns new's encoding (nil when it is absent) for the caller to store.
+// AddEncoded adds a record given as its canonical encoding (a bootstrap chunk's Record).
+func (d *Digest) AddEncoded(key, record []byte, count *uint64) {
+	d.Toggle(hashEncoded(key, record))
+	*count++
+}
+
 func (d *Digest) Move(key []byte, old, new *engine.Facts, count *uint64) ([]byte, error) {
 	if old != nil {
 		h, err := RecordHash(key, old)

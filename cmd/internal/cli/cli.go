@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 )
@@ -99,4 +100,31 @@ func UnitExecStart(unit string) ([]string, error) {
 		}
 	}
 	return nil, fmt.Errorf("%s: no ExecStart line", unit)
+}
+
+// Set by -ldflags "-X github.com/gatecheck/gatecheck/cmd/internal/cli.BuildVersion=..." (and
+// BuildCommit) in scripts/build; a plain `go build` reports what the build info knows.
+var BuildVersion, BuildCommit string
+
+// PrintVersion prints the program's version and commit: `<prog> version`.
+func PrintVersion(stdout io.Writer, prog string) error {
+	v, commit := "devel", "unknown"
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if bi.Main.Version != "" {
+			v = bi.Main.Version
+		}
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				commit = s.Value
+			}
+		}
+	}
+	if BuildVersion != "" {
+		v = BuildVersion
+	}
+	if BuildCommit != "" {
+		commit = BuildCommit
+	}
+	_, err := fmt.Fprintf(stdout, "%s %s (commit %s)\n", prog, v, strings.TrimSpace(commit))
+	return err
 }
