@@ -8,6 +8,7 @@ import (
 	"hash"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -72,7 +73,13 @@ func (c *Config) Validate() error {
 
 // Store is the device's Badger store. Safe for concurrent use.
 type Store struct {
+	// mu is read-held by every use of db and write-held while a bootstrap swaps in the
+	// directory it wrote. Read-holders never take it again (no nested read locks: a waiting
+	// swap would deadlock them), so internal helpers take the *badger.DB.
+	mu        sync.RWMutex
 	db        *badger.DB
+	dir       string
+	profile   Profile
 	hashKey   []byte
 	retention time.Duration
 	log       *slog.Logger
@@ -96,15 +103,11 @@ func Open(cfg Config) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	opts, err := badgerOptions(cfg.Dir, cfg.Profile, log)
-	if err != nil {
+	dir := filepath.Clean(cfg.Dir)
+	if err := recoverSwap(dir, log); err != nil {
 		return nil, err
 	}
-	db, err := badger.Open(opts)
-	if err != nil {
-		return nil, fmt.Errorf("open store %s: %w", cfg.Dir, err)
-	}
-	s := &Store{db: db, hashKey: append([]byte(nil), cfg.HashKey...), retention: cfg.Retention, log: log}
+	s := &Store{dir: dir, profile: cfg.Profile, hashKey: append([]byte(nil), cfg.HashKey...), retention: cfg.Retention, log: log}
 	if s.retention == 0 {
 		s.retention = DefaultRetention
 	}
@@ -115,18 +118,39 @@ func Open(cfg Config) (*Store, error) {
 		}
 		return h
 	}
-	if err := s.checkSchema(); err != nil {
+	db, err := s.openDB(dir)
+	if err != nil {
+		return nil, err
+	}
+	s.db = db
+	return s, nil
+}
+
+// openDB opens the Badger directory, checks its schema and hash key, and loads the cached
+// meta (last refresh, active person prefix).
+func (s *Store) openDB(dir string) (*badger.DB, error) {
+	opts, err := badgerOptions(dir, s.profile, s.log)
+	if err != nil {
+		return nil, err
+	}
+	db, err := badger.Open(opts)
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
+	if err := s.checkSchema(db); err != nil {
 		db.Close()
 		return nil, err
 	}
-	last, err := s.readLastRefresh()
+	last, err := readLastRefresh(db)
 	if err != nil {
 		db.Close()
 		return nil, err
 	}
+	s.lastRefresh.Store(0)
 	if !last.IsZero() {
 		s.lastRefresh.Store(last.Unix())
 	}
+	s.altPrefix.Store(false)
 	if err := db.View(func(txn *badger.Txn) error {
 		it, err := txn.Get(keyPersonPre)
 		if errors.Is(err, badger.ErrKeyNotFound) {
@@ -140,13 +164,20 @@ func Open(cfg Config) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("read person prefix: %w", err)
 	}
-	return s, nil
+	return db, nil
 }
 
-func (s *Store) checkSchema() error {
+// use read-locks the store against a swap and returns the current Badger handle and the
+// unlock.
+func (s *Store) use() (*badger.DB, func()) {
+	s.mu.RLock()
+	return s.db, s.mu.RUnlock
+}
+
+func (s *Store) checkSchema(db *badger.DB) error {
 	// A keyed hash of a fixed string identifies the hash key without revealing it.
 	check := s.Key("gatecheck hash key check")
-	return s.db.Update(func(txn *badger.Txn) error {
+	return db.Update(func(txn *badger.Txn) error {
 		hc, err := txn.Get(keyHashCheck)
 		switch {
 		case errors.Is(err, badger.ErrKeyNotFound):
@@ -184,6 +215,8 @@ func (s *Store) checkSchema() error {
 
 // Close flushes and closes the store.
 func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("close store: %w", err)
 	}
@@ -193,7 +226,13 @@ func (s *Store) Close() error {
 // Sync makes every write so far durable (fsync). Call it before anything outside the device
 // learns of a write.
 func (s *Store) Sync() error {
-	if err := s.db.Sync(); err != nil {
+	db, done := s.use()
+	defer done()
+	return syncDB(db)
+}
+
+func syncDB(db *badger.DB) error {
+	if err := db.Sync(); err != nil {
 		return fmt.Errorf("sync store: %w", err)
 	}
 	return nil
@@ -231,14 +270,6 @@ func (s *Store) prefix() []byte {
 	return prefixPersonA
 }
 
-// other returns the inactive person prefix.
-func (s *Store) other() []byte {
-	if s.altPrefix.Load() {
-		return prefixPersonA
-	}
-	return prefixPersonB
-}
-
 func keyUnder(prefix []byte, k PersonKey) []byte {
 	b := make([]byte, 0, len(prefix)+len(k))
 	return append(append(b, prefix...), k[:]...)
@@ -253,7 +284,9 @@ func (s *Store) Lookup(k PersonKey) (*engine.Facts, error) {
 	var kb [5 + 16]byte
 	copy(kb[:], s.prefix())
 	copy(kb[5:], k[:])
-	err := s.db.View(func(txn *badger.Txn) error {
+	db, done := s.use()
+	defer done()
+	err := db.View(func(txn *badger.Txn) error {
 		item, err := txn.Get(kb[:])
 		if errors.Is(err, badger.ErrKeyNotFound) {
 			return nil
@@ -284,19 +317,25 @@ type Person struct {
 
 // Writer writes person records in bulk through a Badger WriteBatch. It is not atomic across
 // the whole import (Badger splits it into transactions); each record is written whole, and
-// writing the same record twice is harmless. Call Flush (or Cancel) when done.
+// writing the same record twice is harmless. Call Flush (or Cancel) when done: a bootstrap
+// waits for open writers before it swaps the store.
 type Writer struct {
-	s   *Store
-	wb  *badger.WriteBatch
-	now time.Time
-	buf []byte
-	n   int
+	s    *Store
+	db   *badger.DB
+	wb   *badger.WriteBatch
+	done func()
+	once sync.Once
+	now  time.Time
+	n    int
 }
 
 // NewWriter starts a bulk write; now is recorded as the last refresh when it is flushed.
 func (s *Store) NewWriter(now time.Time) *Writer {
-	return &Writer{s: s, wb: s.db.NewWriteBatch(), now: now}
+	db, done := s.use()
+	return &Writer{s: s, db: db, wb: db.NewWriteBatch(), done: done, now: now}
 }
+
+func (w *Writer) release() { w.once.Do(w.done) }
 
 // Put queues one record.
 func (w *Writer) Put(p Person) error {
@@ -328,19 +367,23 @@ func (w *Writer) Put(p Person) error {
 // Flush writes what is queued, records now as the last refresh (if anything was written: an
 // empty import brings no news and must not reset the offline clock) and makes it durable.
 func (w *Writer) Flush() error {
+	defer w.release()
 	if err := w.wb.Flush(); err != nil {
 		return fmt.Errorf("write records: %w", err)
 	}
 	if w.n > 0 {
-		if err := w.s.SetLastRefresh(w.now); err != nil {
+		if err := w.s.setLastRefresh(w.db, w.now); err != nil {
 			return err
 		}
 	}
-	return w.s.Sync()
+	return syncDB(w.db)
 }
 
 // Cancel drops what is queued and not yet written.
-func (w *Writer) Cancel() { w.wb.Cancel() }
+func (w *Writer) Cancel() {
+	defer w.release()
+	w.wb.Cancel()
+}
 
 // Count is the number of records queued so far.
 func (w *Writer) Count() int { return w.n }
@@ -384,6 +427,12 @@ func reclaimAfter(f *engine.Facts, now time.Time, retention time.Duration) time.
 // SetLastRefresh records the time of the last successful import or sync. It never moves the
 // time backwards.
 func (s *Store) SetLastRefresh(t time.Time) error {
+	db, done := s.use()
+	defer done()
+	return s.setLastRefresh(db, t)
+}
+
+func (s *Store) setLastRefresh(db *badger.DB, t time.Time) error {
 	s.refreshMu.Lock()
 	defer s.refreshMu.Unlock()
 	if t.Unix() <= s.lastRefresh.Load() {
@@ -391,7 +440,7 @@ func (s *Store) SetLastRefresh(t time.Time) error {
 	}
 	var b [8]byte
 	binary.BigEndian.PutUint64(b[:], uint64(t.Unix()))
-	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Set(keyLastRefresh, b[:]) }); err != nil {
+	if err := db.Update(func(txn *badger.Txn) error { return txn.Set(keyLastRefresh, b[:]) }); err != nil {
 		return fmt.Errorf("record last refresh: %w", err)
 	}
 	s.lastRefresh.Store(t.Unix())
@@ -407,9 +456,9 @@ func (s *Store) LastRefresh() time.Time {
 	return time.Unix(u, 0)
 }
 
-func (s *Store) readLastRefresh() (time.Time, error) {
+func readLastRefresh(db *badger.DB) (time.Time, error) {
 	var t time.Time
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := db.View(func(txn *badger.Txn) error {
 		item, err := txn.Get(keyLastRefresh)
 		if errors.Is(err, badger.ErrKeyNotFound) {
 			return nil
@@ -438,15 +487,19 @@ func snapshotKey(version uint64) []byte {
 
 // PutSnapshot stores a verified snapshot's signed bytes under its version and syncs.
 func (s *Store) PutSnapshot(version uint64, signed []byte) error {
-	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Set(snapshotKey(version), signed) }); err != nil {
+	db, done := s.use()
+	defer done()
+	if err := db.Update(func(txn *badger.Txn) error { return txn.Set(snapshotKey(version), signed) }); err != nil {
 		return fmt.Errorf("store snapshot %d: %w", version, err)
 	}
-	return s.Sync()
+	return syncDB(db)
 }
 
 // DeleteSnapshot removes a stored snapshot.
 func (s *Store) DeleteSnapshot(version uint64) error {
-	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Delete(snapshotKey(version)) }); err != nil {
+	db, done := s.use()
+	defer done()
+	if err := db.Update(func(txn *badger.Txn) error { return txn.Delete(snapshotKey(version)) }); err != nil {
 		return fmt.Errorf("delete snapshot %d: %w", version, err)
 	}
 	return nil
@@ -461,8 +514,14 @@ type StoredSnapshot struct {
 // Snapshots returns every stored snapshot, ascending by version. The bytes must be verified
 // again before use.
 func (s *Store) Snapshots() ([]StoredSnapshot, error) {
+	db, done := s.use()
+	defer done()
+	return snapshotsIn(db)
+}
+
+func snapshotsIn(db *badger.DB) ([]StoredSnapshot, error) {
 	var out []StoredSnapshot
-	err := s.db.View(func(txn *badger.Txn) error {
+	err := db.View(func(txn *badger.Txn) error {
 		opts := badger.DefaultIteratorOptions
 		opts.Prefix = prefixSnapshot
 		it := txn.NewIterator(opts)
@@ -489,7 +548,9 @@ func (s *Store) Snapshots() ([]StoredSnapshot, error) {
 // CountPeople counts stored person records (a full key scan; for status and tests).
 func (s *Store) CountPeople() (int, error) {
 	n := 0
-	err := s.db.View(func(txn *badger.Txn) error {
+	db, done := s.use()
+	defer done()
+	err := db.View(func(txn *badger.Txn) error {
 		opts := badger.DefaultIteratorOptions
 		opts.Prefix = s.prefix()
 		opts.PrefetchValues = false
@@ -508,7 +569,16 @@ func (s *Store) CountPeople() (int, error) {
 
 // Size returns Badger's own estimate of the LSM and value-log sizes (refreshed about once a
 // minute by Badger).
-func (s *Store) Size() (lsm, vlog int64) { return s.db.Size() }
+func (s *Store) Size() (lsm, vlog int64) {
+	db, done := s.use()
+	defer done()
+	return db.Size()
+}
 
-// DB exposes the Badger handle for packages of edge that add their own prefixes (audit).
-func (s *Store) DB() *badger.DB { return s.db }
+// DB exposes the Badger handle for packages of edge that add their own prefixes (tests keep
+// an audit log here). A bootstrap replaces the handle: do not hold it across one.
+func (s *Store) DB() *badger.DB {
+	db, done := s.use()
+	defer done()
+	return db
+}

@@ -204,3 +204,131 @@ func TestBootstrapSwapsAtTheEnd(t *testing.T) {
 		t.Fatal("new record lost across a reopen")
 	}
 }
+
+// A bootstrap keeps the stored snapshots, refuses a stream out of key order without touching
+// the store, and leaves no directory behind.
+func TestBootstrapKeepsSnapshotsAndRefusesDisorder(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	s, err := Open(Config{Dir: dir, HashKey: testKey(4)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { s.Close() }()
+	if err := s.PutSnapshot(2021111700, []byte("signed snapshot bytes")); err != nil {
+		t.Fatal(err)
+	}
+	a, b := s.Key("11010519491231002X"), s.Key("110105199005010018")
+	if bytes.Compare(a[:], b[:]) > 0 {
+		a, b = b, a
+	}
+	rec := func(k PersonKey) wire.Change {
+		v, _ := wire.EncodeFacts(&engine.Facts{Schema: 1, Inbound: 5})
+		return wire.Change{Key: k[:], Op: wire.OpReplace, Record: v}
+	}
+	var d wire.Digest
+	var n uint64
+	for _, k := range []PersonKey{a, b} {
+		c := rec(k)
+		d.AddEncoded(c.Key, c.Record, &n)
+	}
+	stream := func(changes ...wire.Change) func() (*wire.Batch, error) {
+		sent := false
+		return func() (*wire.Batch, error) {
+			if sent {
+				return nil, io.EOF
+			}
+			sent = true
+			return &wire.Batch{Bootstrap: true, Last: true, To: 9, Count: n, Digest: d[:], ServerTime: time.Now().UnixMilli(), Changes: changes}, nil
+		}
+	}
+	if err := s.Bootstrap(stream(rec(b), rec(a))); !errors.Is(err, ErrOrder) {
+		t.Fatalf("out of order: %v", err)
+	}
+	if st, _ := s.SyncState(); st.Synced {
+		t.Fatal("a refused bootstrap moved the cursor")
+	}
+	if err := s.Bootstrap(stream(rec(a), rec(b))); err != nil {
+		t.Fatal(err)
+	}
+	snaps, err := s.Snapshots()
+	if err != nil || len(snaps) != 1 || string(snaps[0].Signed) != "signed snapshot bytes" {
+		t.Fatalf("snapshots after the bootstrap: %+v %v", snaps, err)
+	}
+	if f, _ := s.Lookup(b); f == nil || f.Inbound != 5 {
+		t.Fatalf("record after the bootstrap: %+v", f)
+	}
+	for _, p := range []string{dir + nextSuffix, dir + oldSuffix, filepath.Join(dir, markerFile)} {
+		if _, err := os.Stat(p); err == nil {
+			t.Errorf("%s left behind", p)
+		}
+	}
+}
+
+// A crash during a bootstrap: an incomplete new directory is dropped (the old store stays);
+// a complete one (marker written) replaces the old store at the next open, even when the
+// crash came between the two renames.
+func TestBootstrapCrashRecovery(t *testing.T) {
+	hk := testKey(5)
+	mk := func(dir string, inbound engine.Unix) PersonKey {
+		s, err := Open(Config{Dir: dir, HashKey: hk})
+		if err != nil {
+			t.Fatal(err)
+		}
+		k := s.Key("11010519491231002X")
+		w := s.NewWriter(time.Now())
+		w.Put(Person{Key: k, Facts: &engine.Facts{Schema: 1, Inbound: inbound}})
+		if err := w.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		return k
+	}
+	inbound := func(dir string, k PersonKey) engine.Unix {
+		t.Helper()
+		s, err := Open(Config{Dir: dir, HashKey: hk})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		f, err := s.Lookup(k)
+		if err != nil || f == nil {
+			t.Fatalf("lookup: %+v %v", f, err)
+		}
+		return f.Inbound
+	}
+	for _, tc := range []struct {
+		name      string
+		marker    bool
+		renamed   bool // the crash came after DIR -> DIR.old
+		want      engine.Unix
+		leftovers []string
+	}{
+		{"incomplete", false, false, 1, nil},
+		{"complete, before the renames", true, false, 2, nil},
+		{"complete, between the renames", true, true, 2, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "data")
+			k := mk(dir, 1)
+			mk(dir+nextSuffix, 2)
+			if tc.marker {
+				if err := writeMarker(dir + nextSuffix); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tc.renamed {
+				if err := os.Rename(dir, dir+oldSuffix); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := inbound(dir, k); got != tc.want {
+				t.Fatalf("after recovery the store holds inbound %d, want %d", got, tc.want)
+			}
+			for _, p := range []string{dir + nextSuffix, dir + oldSuffix, filepath.Join(dir, markerFile)} {
+				if _, err := os.Stat(p); err == nil {
+					t.Errorf("%s left behind", p)
+				}
+			}
+		})
+	}
+}

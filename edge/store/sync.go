@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -34,7 +33,9 @@ type SyncState struct {
 // SyncState reads the sync position.
 func (s *Store) SyncState() (SyncState, error) {
 	var st SyncState
-	err := s.db.View(func(txn *badger.Txn) error {
+	db, done := s.use()
+	defer done()
+	err := db.View(func(txn *badger.Txn) error {
 		for _, f := range []struct {
 			k  []byte
 			fn func([]byte)
@@ -72,7 +73,9 @@ func be8(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
 // one transaction, then fsync. A batch the device already holds is a no-op; one that does not
 // start at the cursor is refused with ErrGap and changes nothing.
 func (s *Store) ApplyBatch(b *wire.Batch) error {
-	err := s.db.Update(func(txn *badger.Txn) error {
+	db, done := s.use()
+	defer done()
+	err := db.Update(func(txn *badger.Txn) error {
 		st, err := readSyncState(txn)
 		if err != nil {
 			return err
@@ -126,10 +129,10 @@ func (s *Store) ApplyBatch(b *wire.Batch) error {
 	if err != nil {
 		return fmt.Errorf("apply batch (%d, %d]: %w", b.From, b.To, err)
 	}
-	if err := s.SetLastRefresh(time.UnixMilli(b.ServerTime)); err != nil {
+	if err := s.setLastRefresh(db, time.UnixMilli(b.ServerTime)); err != nil {
 		return err
 	}
-	return s.Sync()
+	return syncDB(db)
 }
 
 var errDuplicate = errors.New("duplicate batch")
@@ -174,79 +177,10 @@ func writeSyncState(txn *badger.Txn, cursor uint64, st SyncState) error {
 	return nil
 }
 
-// Bootstrap replaces every person record with the stream's. It writes the stream under the
-// inactive person prefix while decisions go on from the active one, checks the last chunk's
-// count and digest against what was written, and then, in one transaction, makes the new
-// records active and records the cursor; the old records are dropped afterwards. A stream cut
-// part-way leaves the old records in use and the device still marked as needing a bootstrap.
-// Bootstraps and batches must not run concurrently (the sync client runs one at a time).
-func (s *Store) Bootstrap(next func() (*wire.Batch, error)) error {
-	target := s.other()
-	if err := s.db.DropPrefix(target); err != nil {
-		return fmt.Errorf("bootstrap: clear: %w", err)
-	}
-	var st SyncState
-	for {
-		b, err := next()
-		if err != nil {
-			return err
-		}
-		wb := s.db.NewWriteBatch()
-		for i := range b.Changes {
-			c := &b.Changes[i]
-			var key PersonKey
-			copy(key[:], c.Key)
-			v := c.Record
-			if v != nil {
-				st.Digest.AddEncoded(c.Key, v, &st.Count)
-			} else if v, err = st.Digest.Move(c.Key, nil, c.Facts, &st.Count); err != nil {
-				wb.Cancel()
-				return err
-			}
-			if err := wb.Set(keyUnder(target, key), v); err != nil {
-				wb.Cancel()
-				return err
-			}
-		}
-		if err := wb.Flush(); err != nil {
-			return fmt.Errorf("bootstrap: write: %w", err)
-		}
-		if !b.Last {
-			continue
-		}
-		var want wire.Digest
-		copy(want[:], b.Digest)
-		if st.Count != b.Count || !st.Digest.Equal(want) {
-			return fmt.Errorf("bootstrap: %d records written, the server has %d (digests differ: %v)", st.Count, b.Count, !st.Digest.Equal(want))
-		}
-		old := s.prefix()
-		if err := s.db.Update(func(txn *badger.Txn) error {
-			if err := txn.Set(keyPersonPre, target); err != nil {
-				return err
-			}
-			if err := txn.Delete(keyLocalImp); err != nil {
-				return err
-			}
-			return writeSyncState(txn, b.To, st)
-		}); err != nil {
-			return fmt.Errorf("bootstrap: %w", err)
-		}
-		s.altPrefix.Store(bytes.Equal(target, prefixPersonB))
-		if err := s.SetLastRefresh(time.UnixMilli(b.ServerTime)); err != nil {
-			return err
-		}
-		if err := s.Sync(); err != nil {
-			return err
-		}
-		if err := s.db.DropPrefix(old); err != nil {
-			s.log.Warn("bootstrap: old records not dropped; they take space until the next bootstrap", "err", err)
-		}
-		return nil
-	}
-}
-
 // MarkLocalImport records that local imports changed records behind sync's back: the next
 // sync re-bootstraps.
 func (s *Store) MarkLocalImport() error {
-	return s.db.Update(func(txn *badger.Txn) error { return txn.Set(keyLocalImp, []byte{1}) })
+	db, done := s.use()
+	defer done()
+	return db.Update(func(txn *badger.Txn) error { return txn.Set(keyLocalImp, []byte{1}) })
 }
