@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -81,6 +82,7 @@ type Running struct {
 // shuts down in order (loop, then socket, then gate and reader, then the store), losing
 // nothing: every audit entry is synced before its gate opens.
 func Run(ctx context.Context, cfg *config.Config, opts RunOptions, log *slog.Logger) error {
+	ApplyMemoryLimit(cfg.MemoryLimitMiB, log)
 	d, err := OpenConfig(cfg, log)
 	if err != nil {
 		return err
@@ -223,6 +225,16 @@ func Run(ctx context.Context, cfg *config.Config, opts RunOptions, log *slog.Log
 	}
 	log.Info("gatecheck stopped", "audit_seq", alog.Seq())
 	return nil
+}
+
+// ApplyMemoryLimit sets the Go runtime's soft memory limit to mib MiB unless GOMEMLIMIT is
+// set (or mib is 0).
+func ApplyMemoryLimit(mib int, log *slog.Logger) {
+	if mib <= 0 || os.Getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	debug.SetMemoryLimit(int64(mib) << 20)
+	log.Debug("memory limit", "mib", mib)
 }
 
 // startGossip joins the checkpoint: the memberlist node (advertising snapshot, cursor, link

@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"github.com/gatecheck/gatecheck/cmd/internal/cli"
+	"github.com/gatecheck/gatecheck/edge"
 	"github.com/gatecheck/gatecheck/edge/bench"
+	"github.com/gatecheck/gatecheck/edge/config"
 	"github.com/gatecheck/gatecheck/edge/demo"
 )
 
@@ -165,6 +167,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	syncMode := fs.Bool("sync", false, "measure sync over loopback instead: central load, bootstrap, delta apply, bytes per update")
 	updates := fs.Int("updates", 100_000, "with --sync: fact-level updates to pull as deltas")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run here")
+	memLimit := fs.Int("memory-limit", -1, "Go soft memory limit in MiB, as the device config's memory_limit_mib (default: 192 with the small profile, none with large; 0: none)")
 	pos, err := cli.Parse(fs, args)
 	if err != nil {
 		return err
@@ -183,6 +186,13 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		defer os.RemoveAll(d)
 		*dir = d
 	}
+	if *memLimit < 0 {
+		*memLimit = 0
+		if *profile == "small" {
+			*memLimit = config.DefaultMemoryLimitMiB
+		}
+	}
+	edge.ApplyMemoryLimit(*memLimit, slog.New(slog.DiscardHandler))
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
 		if err != nil {
