@@ -2,13 +2,17 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
+	"encoding/hex"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"runtime/pprof"
+	"strconv"
 	"time"
 
 	"github.com/gatecheck/gatecheck/cmd/internal/cli"
@@ -78,6 +82,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return demoCmd(ctx, rest, stdout, stderr)
 	case "bench":
 		return benchCmd(ctx, rest, stdout, stderr)
+	case "bench-central":
+		return benchCentral(ctx, rest, stdout, stderr)
 	case "version":
 		return version(stdout)
 	case "-h", "--help", "help":
@@ -205,7 +211,8 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		defer pprof.StopCPUProfile()
 	}
 	if *syncMode {
-		res, err := bench.Sync(ctx, *dir, *records, *updates, func(msg string) { fmt.Fprintln(stderr, msg) })
+		res, err := bench.Sync(ctx, bench.SyncConfig{Dir: *dir, Records: *records, Updates: *updates, Decisions: *decisions,
+			MemoryLimitMiB: *memLimit, StartCentral: startCentralChild(stderr), Progress: func(msg string) { fmt.Fprintln(stderr, msg) }})
 		if err != nil {
 			return err
 		}
@@ -214,13 +221,62 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return enc.Encode(res)
 	}
 	res, err := bench.Run(ctx, bench.Config{Dir: *dir, Records: *records, Decisions: *decisions, Profile: *profile, MemProfile: *memprofile,
-		Progress: func(msg string) { fmt.Fprintln(stderr, msg) }})
+		MemoryLimitMiB: *memLimit,
+		Progress:       func(msg string) { fmt.Fprintln(stderr, msg) }})
 	if err != nil {
 		return err
 	}
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(res)
+}
+
+// startCentralChild runs the sync bench's central server as `gatecheck bench-central` in a
+// child process, so the bench's memory figures are the device's alone.
+func startCentralChild(stderr io.Writer) func(ctx context.Context, dir string, records int, device ed25519.PublicKey) (bench.Central, error) {
+	return func(ctx context.Context, dir string, records int, device ed25519.PublicKey) (bench.Central, error) {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("bench: %w", err)
+		}
+		cmd := exec.CommandContext(ctx, exe, "bench-central", "--dir", dir, "--records", strconv.Itoa(records), "--device", hex.EncodeToString(device))
+		cmd.Stderr = stderr
+		cmd.Env = append(os.Environ(), "GOMEMLIMIT=off")
+		in, err := cmd.StdinPipe()
+		if err != nil {
+			return nil, err
+		}
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			return nil, err
+		}
+		if err := cmd.Start(); err != nil {
+			return nil, fmt.Errorf("bench: start the central server: %w", err)
+		}
+		c := &bench.ChildCentral{Cmd: cmd, In: in, Out: json.NewDecoder(out)}
+		if err := c.Ready(); err != nil {
+			in.Close()
+			cmd.Wait()
+			return nil, err
+		}
+		return c, nil
+	}
+}
+
+// benchCentral is the child side of startCentralChild (not for direct use).
+func benchCentral(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := cli.NewFlags("gatecheck bench-central", stderr)
+	dir := fs.String("dir", "", "central data directory")
+	records := fs.Int("records", 0, "people to load")
+	device := fs.String("device", "", "the bench device's public key (hex)")
+	if _, err := cli.Parse(fs, args); err != nil {
+		return err
+	}
+	pub, err := hex.DecodeString(*device)
+	if err != nil || len(pub) != ed25519.PublicKeySize || *dir == "" {
+		return cli.Usagef("bench-central: want --dir, --records and --device (hex)")
+	}
+	return bench.ServeCentral(ctx, *dir, *records, pub, os.Stdin, stdout)
 }
 
 func version(stdout io.Writer) error { return cli.PrintVersion(stdout, "gatecheck") }

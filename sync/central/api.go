@@ -178,6 +178,11 @@ func (s *Server) Batch(after uint64) ([]byte, *wire.Batch, error) {
 			b.Changes = append(b.Changes, c)
 			b.To = c.Cursor
 		}
+		if !it.Valid() {
+			// The log is exhausted: cursors without a logged change (an initial bulk load)
+			// changed nothing a device has to apply.
+			b.To = st.Cursor
+		}
 		if b.To == st.Cursor {
 			b.Count, b.Digest = st.Count, append([]byte(nil), st.Digest[:]...)
 		}
