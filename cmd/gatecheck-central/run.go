@@ -176,7 +176,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := cli.NewFlags("gatecheck-central serve", stderr)
 	p := addPaths(fs)
 	listen := fs.String("listen", "127.0.0.1:8470", "HTTP address for devices")
-	maxBatch := fs.Int("max-batch", 2000, "changes per delta batch")
+	maxBatch := fs.Int("max-batch", 10000, "changes per delta batch")
 	pos, err := cli.Parse(fs, args)
 	if err != nil {
 		return err

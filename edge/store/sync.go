@@ -1,9 +1,14 @@
 package store
 
 import (
+	"bytes"
+	"runtime"
+	"slices"
+
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"golang.org/x/sync/errgroup"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -32,9 +37,13 @@ type SyncState struct {
 
 // SyncState reads the sync position.
 func (s *Store) SyncState() (SyncState, error) {
-	var st SyncState
 	db, done := s.use()
 	defer done()
+	return s.syncStateIn(db)
+}
+
+func (s *Store) syncStateIn(db *badger.DB) (SyncState, error) {
+	var st SyncState
 	err := db.View(func(txn *badger.Txn) error {
 		for _, f := range []struct {
 			k  []byte
@@ -72,36 +81,56 @@ func be8(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
 // ApplyBatch applies a verified delta batch: every change, the new cursor, count and digest in
 // one transaction, then fsync. A batch the device already holds is a no-op; one that does not
 // start at the cursor is refused with ErrGap and changes nothing.
+//
+// The records the batch touches are read first, in parallel (random reads dominate the cost
+// of a fact-level change); the transaction then only writes. The store has one writer (the
+// sync client), so what was read is what the transaction would have read.
 func (s *Store) ApplyBatch(b *wire.Batch) error {
 	db, done := s.use()
 	defer done()
+	st0, err := s.syncStateIn(db)
+	if err != nil {
+		return fmt.Errorf("apply batch (%d, %d]: %w", b.From, b.To, err)
+	}
+	if b.To <= st0.Cursor && st0.Synced {
+		return nil // already held
+	}
+	if b.From != st0.Cursor {
+		return fmt.Errorf("apply batch (%d, %d]: %w: device at %d", b.From, b.To, ErrGap, st0.Cursor)
+	}
+	current, err := s.readRecords(db, b.Changes)
+	if err != nil {
+		return fmt.Errorf("apply batch (%d, %d]: %w", b.From, b.To, err)
+	}
+	if err := s.applyRange(db, b.Changes, st0.Cursor, b.To, current); err != nil {
+		return fmt.Errorf("apply batch (%d, %d]: %w", b.From, b.To, err)
+	}
+	if err := s.setLastRefresh(db, time.UnixMilli(b.ServerTime)); err != nil {
+		return err
+	}
+	return syncDB(db)
+}
+
+// applyRange applies changes, moving the cursor from `from` to `to`, in one transaction. One
+// too big for a Badger transaction (large records) is split in halves, each half with the
+// cursor of its last change: a crash between them resumes after the first, as after any batch.
+func (s *Store) applyRange(db *badger.DB, changes []wire.Change, from, to uint64, current map[PersonKey]*engine.Facts) error {
+	staged := make(map[PersonKey]*engine.Facts, len(changes))
 	err := db.Update(func(txn *badger.Txn) error {
 		st, err := readSyncState(txn)
 		if err != nil {
 			return err
 		}
-		if b.To <= st.Cursor && st.Synced {
-			return errDuplicate
+		if st.Cursor != from {
+			return fmt.Errorf("%w: the cursor moved to %d during the batch (two writers?)", ErrGap, st.Cursor)
 		}
-		if b.From != st.Cursor {
-			return fmt.Errorf("%w: batch (%d, %d], device at %d", ErrGap, b.From, b.To, st.Cursor)
-		}
-		for i := range b.Changes {
-			c := &b.Changes[i]
+		for i := range changes {
+			c := &changes[i]
 			var key PersonKey
 			copy(key[:], c.Key)
-			pk := s.personKey(key)
-			var old *engine.Facts
-			item, err := txn.Get(pk)
-			switch {
-			case errors.Is(err, badger.ErrKeyNotFound):
-			case err != nil:
-				return err
-			default:
-				old = new(engine.Facts)
-				if err := item.Value(func(v []byte) error { return wire.DecodeFacts(v, old) }); err != nil {
-					return fmt.Errorf("change %d: stored record: %w", c.Cursor, err)
-				}
+			old, ok := staged[key]
+			if !ok {
+				old = current[key]
 			}
 			next, err := wire.Apply(old, c)
 			if err != nil {
@@ -111,31 +140,86 @@ func (s *Store) ApplyBatch(b *wire.Batch) error {
 			if err != nil {
 				return err
 			}
+			staged[key] = next
+			pk := s.personKey(key)
 			if next == nil {
-				if err := txn.Delete(pk); err != nil {
-					return err
-				}
-				continue
+				err = txn.Delete(pk)
+			} else {
+				err = txn.Set(pk, v)
 			}
-			if err := txn.Set(pk, v); err != nil {
+			if err != nil {
 				return err
 			}
 		}
-		return writeSyncState(txn, b.To, st)
+		return writeSyncState(txn, to, st)
 	})
-	if errors.Is(err, errDuplicate) {
-		return nil
+	if errors.Is(err, badger.ErrTxnTooBig) && len(changes) > 1 {
+		mid := len(changes) / 2
+		if err := s.applyRange(db, changes[:mid], from, changes[mid-1].Cursor, current); err != nil {
+			return err
+		}
+		return s.applyRange(db, changes[mid:], changes[mid-1].Cursor, to, current)
 	}
 	if err != nil {
-		return fmt.Errorf("apply batch (%d, %d]: %w", b.From, b.To, err)
-	}
-	if err := s.setLastRefresh(db, time.UnixMilli(b.ServerTime)); err != nil {
 		return err
 	}
-	return syncDB(db)
+	for k, f := range staged {
+		current[k] = f
+	}
+	return nil
 }
 
-var errDuplicate = errors.New("duplicate batch")
+// readRecords reads the current records of the people the changes touch, with one reader per
+// core, sorted by key (neighbours share index and block lookups).
+func (s *Store) readRecords(db *badger.DB, changes []wire.Change) (map[PersonKey]*engine.Facts, error) {
+	keys := make([]PersonKey, 0, len(changes))
+	seen := make(map[PersonKey]*engine.Facts, len(changes))
+	for i := range changes {
+		var k PersonKey
+		copy(k[:], changes[i].Key)
+		if _, ok := seen[k]; !ok {
+			seen[k] = nil
+			keys = append(keys, k)
+		}
+	}
+	slices.SortFunc(keys, func(a, b PersonKey) int { return bytes.Compare(a[:], b[:]) })
+	workers := min(runtime.GOMAXPROCS(0), max(1, len(keys)/64))
+	out := make([]*engine.Facts, len(keys))
+	var g errgroup.Group
+	per := (len(keys) + workers - 1) / workers
+	for w := 0; w < workers; w++ {
+		lo, hi := w*per, min(len(keys), (w+1)*per)
+		if lo >= hi {
+			break
+		}
+		g.Go(func() error {
+			return db.View(func(txn *badger.Txn) error {
+				for i := lo; i < hi; i++ {
+					item, err := txn.Get(keyUnder(s.prefix(), keys[i]))
+					if errors.Is(err, badger.ErrKeyNotFound) {
+						continue
+					}
+					if err != nil {
+						return err
+					}
+					f := new(engine.Facts)
+					if err := item.Value(func(v []byte) error { return wire.DecodeFacts(v, f) }); err != nil {
+						return fmt.Errorf("stored record: %w", err)
+					}
+					out[i] = f
+				}
+				return nil
+			})
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	for i, k := range keys {
+		seen[k] = out[i]
+	}
+	return seen, nil
+}
 
 func readSyncState(txn *badger.Txn) (SyncState, error) {
 	var st SyncState

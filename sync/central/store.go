@@ -55,7 +55,7 @@ type Config struct {
 	PolicyKeys wire.KeyRing
 	// Clock; nil means time.Now.
 	Clock func() time.Time
-	// MaxBatch bounds the changes of one delta batch; zero means 2000.
+	// MaxBatch bounds the changes of one delta batch; zero means 10000.
 	MaxBatch int
 	// Logger; nil discards logs.
 	Logger *slog.Logger
@@ -80,7 +80,7 @@ func Open(cfg Config) (*Server, error) {
 		cfg.Clock = time.Now
 	}
 	if cfg.MaxBatch == 0 {
-		cfg.MaxBatch = 2000
+		cfg.MaxBatch = 10000
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

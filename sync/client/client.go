@@ -260,12 +260,31 @@ func (c *Client) syncOnce(ctx context.Context, a Applier) (Report, error) {
 		}
 	}
 	rebootstrapped := false
+	// The next batch is fetched (and verified) while the current one is applied: catching up
+	// on a slow link or a busy central, the device is not idle between batches.
+	type fetched struct {
+		after uint64
+		b     *wire.Batch
+		err   error
+	}
+	var ahead chan fetched
 	for {
 		st, err = a.SyncState()
 		if err != nil {
 			return rep, err
 		}
-		b, err := c.pullBatch(ctx, st.Cursor)
+		var b *wire.Batch
+		if ahead != nil {
+			f := <-ahead
+			ahead = nil
+			if f.after == st.Cursor {
+				b, err = f.b, f.err
+			} else {
+				b, err = c.pullBatch(ctx, st.Cursor)
+			}
+		} else {
+			b, err = c.pullBatch(ctx, st.Cursor)
+		}
 		var se *StatusError
 		if errors.As(err, &se) && se.Code == http.StatusConflict {
 			// The device is ahead of the server (a restored server): start over.
@@ -289,6 +308,13 @@ func (c *Client) syncOnce(ctx context.Context, a Applier) (Report, error) {
 			if st2, _ := a.SyncState(); st2.Snapshot < b.Snapshot {
 				return rep, fmt.Errorf("%w: records at cursor %d need snapshot %d, device holds %d", ErrSnapshotMissing, b.To, b.Snapshot, st2.Snapshot)
 			}
+		}
+		if len(b.Digest) != 32 {
+			ahead = make(chan fetched, 1) // buffered: an abandoned fetch does not leak
+			go func(after uint64, out chan<- fetched) {
+				nb, err := c.pullBatch(ctx, after)
+				out <- fetched{after, nb, err}
+			}(b.To, ahead)
 		}
 		if err := a.ApplyBatch(b); err != nil {
 			return rep, fmt.Errorf("apply batch (%d, %d]: %w", b.From, b.To, err)
