@@ -12,6 +12,7 @@ import (
 	"github.com/gatecheck/gatecheck/devices/display"
 	"github.com/gatecheck/gatecheck/devices/ga467"
 	"github.com/gatecheck/gatecheck/edge/audit"
+	"github.com/gatecheck/gatecheck/edge/diskspace"
 	"github.com/gatecheck/gatecheck/engine"
 	"github.com/gatecheck/gatecheck/sync/gossip"
 )
@@ -408,6 +409,10 @@ func (d *Daemon) record(ctx context.Context, dec engine.Decision, key []byte, sr
 		d.log.Error("audit append failed; deciding MANUAL, gate stays shut", logKeyErr, err)
 		dec = engine.Decision{Outcome: engine.Manual, Rule: engine.RuleStore, SnapshotVersion: dec.SnapshotVersion, At: dec.At,
 			ReasonZH: "无法记录本次核验，请人工处理", ReasonEN: "this decision could not be recorded: the officer decides by hand", Error: err.Error()}
+		if errors.Is(err, diskspace.ErrLow) {
+			dec.ReasonZH = "本机存储空间不足，无法记录核验，请人工处理"
+			dec.ReasonEN = "the device's disk is full: decisions cannot be recorded - the officer decides by hand"
+		}
 		d.show(dec, label(number), src.kind, false)
 		return Passage{Decision: dec}, fmt.Errorf("record decision: %w", err)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/gatecheck/gatecheck/devices/relay"
 	"github.com/gatecheck/gatecheck/edge/audit"
 	"github.com/gatecheck/gatecheck/edge/config"
+	"github.com/gatecheck/gatecheck/edge/diskspace"
 	"github.com/gatecheck/gatecheck/edge/store"
 	"github.com/gatecheck/gatecheck/engine"
 	"github.com/gatecheck/gatecheck/sync/client"
@@ -38,7 +39,8 @@ func OpenConfig(cfg *config.Config, log *slog.Logger) (*Device, error) {
 		return nil, err
 	}
 	d, err := Open(Config{
-		Store:       store.Config{Dir: cfg.DataDir, HashKey: hk, Profile: store.Profile(cfg.StoreProfile)},
+		Store: store.Config{Dir: cfg.DataDir, HashKey: hk, Profile: store.Profile(cfg.StoreProfile),
+			MinFree: int64(cfg.MinFreeMiB) << 20},
 		TrustedKeys: ring,
 		Logger:      log,
 	})
@@ -100,6 +102,7 @@ func Run(ctx context.Context, cfg *config.Config, opts RunOptions, log *slog.Log
 		return err
 	}
 	defer alog.Close()
+	alog.SetFloor(diskspace.Floor{Dir: filepath.Dir(cfg.AuditDir), Min: AuditFloor(cfg.MinFreeMiB)})
 	dc := DaemonConfig{Device: d, Audit: alog, Clock: opts.Clock, Logger: log,
 		CompanionWindow: time.Duration(cfg.CompanionWindow), Observer: opts.Observer,
 		Registrations: cfg.Kind == config.KindHighway}
@@ -226,6 +229,10 @@ func Run(ctx context.Context, cfg *config.Config, opts RunOptions, log *slog.Log
 	log.Info("gatecheck stopped", "audit_seq", alog.Seq())
 	return nil
 }
+
+// AuditFloor is the audit log's free-space floor for a store floor of storeMiB: a quarter,
+// at least 32 MiB.
+func AuditFloor(storeMiB int) uint64 { return uint64(max(32, storeMiB/4)) << 20 }
 
 // ApplyMemoryLimit sets the Go runtime's soft memory limit to mib MiB unless GOMEMLIMIT is
 // set (or mib is 0).

@@ -22,6 +22,7 @@ import (
 	"github.com/gatecheck/gatecheck/edge"
 	"github.com/gatecheck/gatecheck/edge/audit"
 	"github.com/gatecheck/gatecheck/edge/config"
+	"github.com/gatecheck/gatecheck/edge/diskspace"
 	"github.com/gatecheck/gatecheck/edge/web"
 	"github.com/gatecheck/gatecheck/engine"
 	"github.com/gatecheck/gatecheck/sync/client"
@@ -68,6 +69,7 @@ func openLocal(cfg *config.Config, log *slog.Logger, withAudit bool) (*local, er
 		d.Close()
 		return nil, err
 	}
+	l.audit.SetFloor(diskspace.Floor{Dir: filepath.Dir(cfg.AuditDir), Min: edge.AuditFloor(cfg.MinFreeMiB)})
 	l.pub = priv.Public().(ed25519.PublicKey)
 	if l.dm, err = edge.NewDaemon(edge.DaemonConfig{Device: d, Audit: l.audit, Logger: log, Registrations: cfg.Kind == config.KindHighway}); err != nil {
 		d.Close()

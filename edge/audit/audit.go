@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/gatecheck/gatecheck/edge/diskspace"
 	"sync"
 
 	"github.com/dgraph-io/badger/v4"
@@ -66,6 +67,16 @@ type Log struct {
 	seq   uint64
 	prev  [32]byte
 	owned bool // Close closes db
+	floor diskspace.Floor
+}
+
+// SetFloor sets the free-space floor below which Append refuses (diskspace.ErrLow) instead
+// of writing: a decision that cannot be recorded becomes MANUAL and opens no gate. Set it
+// lower than the store's, so syncs stop long before decisions do.
+func (l *Log) SetFloor(f diskspace.Floor) {
+	l.mu.Lock()
+	l.floor = f
+	l.mu.Unlock()
 }
 
 // Open opens the log in db for a device, continuing from the signed head.
@@ -123,6 +134,9 @@ func (l *Log) sign(v any) (Record, error) {
 func (l *Log) Append(e Entry) (Entry, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if err := l.floor.Check(0); err != nil {
+		return e, fmt.Errorf("append audit entry %d: %w", l.seq+1, err)
+	}
 	e.Seq, e.Device, e.Prev = l.seq+1, l.device, append([]byte(nil), l.prev[:]...)
 	rec, err := l.sign(e)
 	if err != nil {

@@ -45,6 +45,11 @@ type Config struct {
 	// Default 192 with the small profile, none (0) with large; the GOMEMLIMIT environment
 	// variable, when set, wins.
 	MemoryLimitMiB int `yaml:"memory_limit_mib"`
+	// MinFreeMiB is the free-space floor under data_dir: below it imports, syncs and
+	// bootstraps stop (the device decides from what it holds). The audit log's floor is a
+	// quarter of it (at least 32 MiB): below that, decisions are MANUAL (they cannot be
+	// recorded). Default 256.
+	MinFreeMiB int `yaml:"min_free_mib"`
 	// DeviceKeyFile is the device's Ed25519 key (PEM) that signs its audit log; created at
 	// first start if missing. Default: device.key in data_dir's parent directory.
 	DeviceKeyFile string `yaml:"device_key_file"`
@@ -269,6 +274,9 @@ func Parse(b []byte, path string) (*Config, error) {
 	}
 	if c.Display == "" {
 		c.Display = "console"
+	}
+	if c.MinFreeMiB == 0 {
+		c.MinFreeMiB = 256
 	}
 	if c.MemoryLimitMiB == 0 && (c.StoreProfile == "" || c.StoreProfile == string(store.ProfileSmall)) {
 		c.MemoryLimitMiB = DefaultMemoryLimitMiB

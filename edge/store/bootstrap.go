@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -42,6 +43,10 @@ var ErrOrder = errors.New("bootstrap stream out of key order")
 // Bootstraps and batches must not run concurrently (the sync client runs one at a time).
 func (s *Store) Bootstrap(next func() (*wire.Batch, error)) error {
 	nextDir := s.dir + nextSuffix
+	// The new directory is written beside the old: it needs about as much room again.
+	if err := s.floor.Check(uint64(dirBytes(s.dir))); err != nil {
+		return fmt.Errorf("bootstrap: %w", err)
+	}
 	if err := os.RemoveAll(nextDir); err != nil {
 		return fmt.Errorf("bootstrap: clear %s: %w", nextDir, err)
 	}
@@ -152,6 +157,10 @@ func (s *Store) stream(ndb *badger.DB, next func() (*wire.Batch, error)) (*wire.
 			badger.KVToBuffer(kv, buf)
 		}
 		if buf.LenNoPadding() >= streamFlush || b.Last {
+			if err := s.floor.Check(uint64(buf.LenNoPadding())); err != nil {
+				sw.Cancel()
+				return nil, st, fmt.Errorf("bootstrap: %w", err)
+			}
 			if err := flush(); err != nil {
 				sw.Cancel()
 				return nil, st, fmt.Errorf("bootstrap: write: %w", err)
@@ -213,6 +222,25 @@ func (s *Store) reopenAfter(cause error) error {
 	}
 	s.db = db
 	return cause
+}
+
+// dirBytes is the space the files under dir take (allocated blocks: Badger preallocates its
+// files sparsely).
+func dirBytes(dir string) int64 {
+	var n int64
+	filepath.WalkDir(dir, func(_ string, e os.DirEntry, err error) error {
+		if err == nil && !e.IsDir() {
+			if info, err := e.Info(); err == nil {
+				if st, ok := info.Sys().(*syscall.Stat_t); ok {
+					n += st.Blocks * 512
+				} else {
+					n += info.Size()
+				}
+			}
+		}
+		return nil
+	})
+	return n
 }
 
 func writeMarker(dir string) error {

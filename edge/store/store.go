@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/gatecheck/gatecheck/edge/diskspace"
 	"hash"
 	"io"
 	"log/slog"
@@ -55,7 +56,16 @@ type Config struct {
 	Retention time.Duration
 	// Logger receives Badger's and the store's logs; nil discards them.
 	Logger *slog.Logger
+	// MinFree is the free-space floor (bytes) under Dir: imports, syncs and bootstraps stop
+	// (with diskspace.ErrLow) rather than let Badger hit a full disk. Zero means
+	// DefaultMinFree; a negative value disables the floor (tests).
+	MinFree int64
+	// FreeSpace probes the free space; nil means statfs (tests inject a full disk).
+	FreeSpace diskspace.Probe
 }
+
+// DefaultMinFree is the store's default free-space floor.
+const DefaultMinFree = 256 << 20
 
 // Validate checks the config.
 func (c *Config) Validate() error {
@@ -79,6 +89,7 @@ type Store struct {
 	mu        sync.RWMutex
 	db        *badger.DB
 	dir       string
+	floor     diskspace.Floor
 	profile   Profile
 	hashKey   []byte
 	retention time.Duration
@@ -108,6 +119,12 @@ func Open(cfg Config) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{dir: dir, profile: cfg.Profile, hashKey: append([]byte(nil), cfg.HashKey...), retention: cfg.Retention, log: log}
+	switch {
+	case cfg.MinFree == 0:
+		s.floor = diskspace.Floor{Dir: filepath.Dir(dir), Min: DefaultMinFree, Probe: cfg.FreeSpace}
+	case cfg.MinFree > 0:
+		s.floor = diskspace.Floor{Dir: filepath.Dir(dir), Min: uint64(cfg.MinFree), Probe: cfg.FreeSpace}
+	}
 	if s.retention == 0 {
 		s.retention = DefaultRetention
 	}
@@ -166,6 +183,10 @@ func (s *Store) openDB(dir string) (*badger.DB, error) {
 	}
 	return db, nil
 }
+
+// SpaceProblem reports why the store takes no more writes (free space below its floor), or
+// nil.
+func (s *Store) SpaceProblem() error { return s.floor.Check(0) }
 
 // use read-locks the store against a swap and returns the current Badger handle and the
 // unlock.
@@ -320,6 +341,7 @@ type Person struct {
 // writing the same record twice is harmless. Call Flush (or Cancel) when done: a bootstrap
 // waits for open writers before it swaps the store.
 type Writer struct {
+	err  error // the floor was reached: every Put fails with it
 	s    *Store
 	db   *badger.DB
 	wb   *badger.WriteBatch
@@ -332,13 +354,20 @@ type Writer struct {
 // NewWriter starts a bulk write; now is recorded as the last refresh when it is flushed.
 func (s *Store) NewWriter(now time.Time) *Writer {
 	db, done := s.use()
-	return &Writer{s: s, db: db, wb: db.NewWriteBatch(), done: done, now: now}
+	return &Writer{s: s, db: db, wb: db.NewWriteBatch(), done: done, now: now, err: s.floor.Check(0)}
 }
 
 func (w *Writer) release() { w.once.Do(w.done) }
 
-// Put queues one record.
+// Put queues one record. Below the free-space floor it fails with diskspace.ErrLow (checked
+// every 4,096 records).
 func (w *Writer) Put(p Person) error {
+	if w.err == nil && w.n%4096 == 4095 {
+		w.err = w.s.floor.Check(0)
+	}
+	if w.err != nil {
+		return fmt.Errorf("write records: %w", w.err)
+	}
 	key := w.s.personKey(p.Key)
 	if p.Facts == nil {
 		if err := w.wb.Delete(key); err != nil {
@@ -487,6 +516,9 @@ func snapshotKey(version uint64) []byte {
 
 // PutSnapshot stores a verified snapshot's signed bytes under its version and syncs.
 func (s *Store) PutSnapshot(version uint64, signed []byte) error {
+	if err := s.floor.Check(uint64(len(signed))); err != nil {
+		return fmt.Errorf("store snapshot %d: %w", version, err)
+	}
 	db, done := s.use()
 	defer done()
 	if err := db.Update(func(txn *badger.Txn) error { return txn.Set(snapshotKey(version), signed) }); err != nil {

@@ -86,6 +86,9 @@ func be8(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
 // of a fact-level change); the transaction then only writes. The store has one writer (the
 // sync client), so what was read is what the transaction would have read.
 func (s *Store) ApplyBatch(b *wire.Batch) error {
+	if err := s.floor.Check(0); err != nil {
+		return fmt.Errorf("apply batch (%d, %d]: %w", b.From, b.To, err)
+	}
 	db, done := s.use()
 	defer done()
 	st0, err := s.syncStateIn(db)

@@ -109,6 +109,9 @@ func (s *Server) status(now time.Time) Status {
 	} else {
 		alert("error", "无有效规则：所有核验转人工", "no rule snapshot in force: every decision is MANUAL")
 	}
+	if err := c.Device.Store().SpaceProblem(); err != nil {
+		alert("error", "存储空间不足：同步与导入已暂停", "disk nearly full: syncs and imports stopped - "+err.Error())
+	}
 	if c.PINError != nil {
 		alert("warning", "执勤PIN文件无法读取：页面只读", "the officer PIN file cannot be used: the page is read-only - "+c.PINError.Error())
 	}
