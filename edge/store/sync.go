@@ -101,11 +101,11 @@ func (s *Store) ApplyBatch(b *wire.Batch) error {
 	if b.From != st0.Cursor {
 		return fmt.Errorf("apply batch (%d, %d]: %w: device at %d", b.From, b.To, ErrGap, st0.Cursor)
 	}
-	current, err := s.readRecords(db, b.Changes)
+	current, raw, err := s.readRecords(db, b.Changes)
 	if err != nil {
 		return fmt.Errorf("apply batch (%d, %d]: %w", b.From, b.To, err)
 	}
-	if err := s.applyRange(db, b.Changes, st0.Cursor, b.To, current); err != nil {
+	if err := s.applyRange(db, b.Changes, st0.Cursor, b.To, current, raw); err != nil {
 		return fmt.Errorf("apply batch (%d, %d]: %w", b.From, b.To, err)
 	}
 	if err := s.setLastRefresh(db, time.UnixMilli(b.ServerTime)); err != nil {
@@ -117,7 +117,7 @@ func (s *Store) ApplyBatch(b *wire.Batch) error {
 // applyRange applies changes, moving the cursor from `from` to `to`, in one transaction. One
 // too big for a Badger transaction (large records) is split in halves, each half with the
 // cursor of its last change: a crash between them resumes after the first, as after any batch.
-func (s *Store) applyRange(db *badger.DB, changes []wire.Change, from, to uint64, current map[PersonKey]*engine.Facts) error {
+func (s *Store) applyRange(db *badger.DB, changes []wire.Change, from, to uint64, current map[PersonKey]*engine.Facts, raw map[PersonKey][]byte) error {
 	staged := make(map[PersonKey]*engine.Facts, len(changes))
 	err := db.Update(func(txn *badger.Txn) error {
 		st, err := readSyncState(txn)
@@ -139,7 +139,12 @@ func (s *Store) applyRange(db *badger.DB, changes []wire.Change, from, to uint64
 			if err != nil {
 				return fmt.Errorf("change %d: %w", c.Cursor, err)
 			}
-			v, err := st.Digest.Move(c.Key, old, next, &st.Count)
+			var v []byte
+			if b, stored := raw[key]; !ok && stored {
+				v, err = st.Digest.MoveFrom(c.Key, b, next, &st.Count) // the stored bytes: no re-encode
+			} else {
+				v, err = st.Digest.Move(c.Key, old, next, &st.Count)
+			}
 			if err != nil {
 				return err
 			}
@@ -158,23 +163,24 @@ func (s *Store) applyRange(db *badger.DB, changes []wire.Change, from, to uint64
 	})
 	if errors.Is(err, badger.ErrTxnTooBig) && len(changes) > 1 {
 		mid := len(changes) / 2
-		if err := s.applyRange(db, changes[:mid], from, changes[mid-1].Cursor, current); err != nil {
+		if err := s.applyRange(db, changes[:mid], from, changes[mid-1].Cursor, current, raw); err != nil {
 			return err
 		}
-		return s.applyRange(db, changes[mid:], changes[mid-1].Cursor, to, current)
+		return s.applyRange(db, changes[mid:], changes[mid-1].Cursor, to, current, raw)
 	}
 	if err != nil {
 		return err
 	}
 	for k, f := range staged {
 		current[k] = f
+		delete(raw, k) // the stored bytes are no longer the record
 	}
 	return nil
 }
 
-// readRecords reads the current records of the people the changes touch, with one reader per
-// core, sorted by key (neighbours share index and block lookups).
-func (s *Store) readRecords(db *badger.DB, changes []wire.Change) (map[PersonKey]*engine.Facts, error) {
+// readRecords reads the current records of the people the changes touch, decoded and as
+// stored, with one reader per core, sorted by key (neighbours share index and block lookups).
+func (s *Store) readRecords(db *badger.DB, changes []wire.Change) (map[PersonKey]*engine.Facts, map[PersonKey][]byte, error) {
 	keys := make([]PersonKey, 0, len(changes))
 	seen := make(map[PersonKey]*engine.Facts, len(changes))
 	for i := range changes {
@@ -188,6 +194,7 @@ func (s *Store) readRecords(db *badger.DB, changes []wire.Change) (map[PersonKey
 	slices.SortFunc(keys, func(a, b PersonKey) int { return bytes.Compare(a[:], b[:]) })
 	workers := min(runtime.GOMAXPROCS(0), max(1, len(keys)/64))
 	out := make([]*engine.Facts, len(keys))
+	outRaw := make([][]byte, len(keys))
 	var g errgroup.Group
 	per := (len(keys) + workers - 1) / workers
 	for w := 0; w < workers; w++ {
@@ -205,23 +212,31 @@ func (s *Store) readRecords(db *badger.DB, changes []wire.Change) (map[PersonKey
 					if err != nil {
 						return err
 					}
+					v, err := item.ValueCopy(nil)
+					if err != nil {
+						return err
+					}
 					f := new(engine.Facts)
-					if err := item.Value(func(v []byte) error { return wire.DecodeFacts(v, f) }); err != nil {
+					if err := wire.DecodeFacts(v, f); err != nil {
 						return fmt.Errorf("stored record: %w", err)
 					}
-					out[i] = f
+					out[i], outRaw[i] = f, v
 				}
 				return nil
 			})
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	raw := make(map[PersonKey][]byte, len(keys))
 	for i, k := range keys {
 		seen[k] = out[i]
+		if outRaw[i] != nil {
+			raw[k] = outRaw[i]
+		}
 	}
-	return seen, nil
+	return seen, raw, nil
 }
 
 func readSyncState(txn *badger.Txn) (SyncState, error) {

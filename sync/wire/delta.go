@@ -282,6 +282,16 @@ func (d Digest) Equal(o Digest) bool { return bytes.Equal(d[:], o[:]) }
 
 // Move accounts for one record going from old to new (nil: absent) in a population's digest
 // and count, and returns new's encoding (nil when it is absent) for the caller to store.
+// MoveFrom is Move with the old record given as its stored canonical encoding (nil: not
+// held), which saves encoding it again.
+func (d *Digest) MoveFrom(key, oldEncoded []byte, new *engine.Facts, count *uint64) ([]byte, error) {
+	if oldEncoded != nil {
+		d.Toggle(hashEncoded(key, oldEncoded))
+		*count--
+	}
+	return d.Move(key, nil, new, count)
+}
+
 // AddEncoded adds a record given as its canonical encoding (a bootstrap chunk's Record).
 func (d *Digest) AddEncoded(key, record []byte, count *uint64) {
 	d.Toggle(hashEncoded(key, record))
