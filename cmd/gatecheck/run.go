@@ -39,9 +39,9 @@ commands:
   officer-pin [--out FILE] < PIN                  hash the officer PIN for the page (web.officer_pin_file)
   demo    [--dir DIR] [--listen ADDR] [--print]   the whole system live: central, simulated reader, device
                                                   and its officer page (--print: a table of decisions)
-  bench   [--records N] [--decisions M] [--profile small|large] [--dir DIR] [--memprofile F]
+  bench   [--records N] [--decisions M] [--profile small|large] [--dir DIR] [--memory-limit MiB] [--memprofile F] [--cpuprofile F]
                                                   measure ingest and decisions (JSON)
-  bench   --sync [--records N] [--updates M]      measure sync over loopback (JSON)
+  bench   --sync [--records N] [--updates U] [--decisions M]   bootstrap, deltas and decisions over loopback (JSON)
   version                                         print the build's version
 
 Flags may come before or after the arguments. Run 'gatecheck <command> -h' for a command's flags.
