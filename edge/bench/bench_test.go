@@ -80,3 +80,18 @@ func TestPopulation(t *testing.T) {
 		t.Fatal("Facts is not deterministic")
 	}
 }
+
+// The sync bench end to end, small: bootstrap, deltas and decisions all happen, and the device
+// decides from the central's population.
+func TestSyncBenchSmall(t *testing.T) {
+	res, err := bench.Sync(context.Background(), bench.SyncConfig{Dir: t.TempDir(), Records: 3000, Updates: 500, Decisions: 2000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.BootstrapSeconds <= 0 || res.DeltaApplyRecordsPerSec <= 0 || res.Decisions == nil || res.Decisions.Outcomes["PASS"] == 0 {
+		t.Fatalf("result %+v %+v", res, res.Decisions)
+	}
+	if res.WireBytesPerUpdate <= 0 || res.WireBytesPerUpdate > 200 {
+		t.Fatalf("%.1f bytes per update", res.WireBytesPerUpdate)
+	}
+}
