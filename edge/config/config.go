@@ -335,6 +335,9 @@ func (c *Config) Validate() error {
 			return bad("gossip.lane", "%d characters, at most 64 (it travels in every node's metadata)", len(g.Lane))
 		}
 	}
+	if c.MinFreeMiB < 64 {
+		return bad("min_free_mib", "%d: at least 64 (Badger needs room for a memtable flush and a compaction after writes stop; below that a full disk crashes it)", c.MinFreeMiB)
+	}
 	if w := c.Web; w != nil {
 		if _, _, err := net.SplitHostPort(w.Listen); err != nil {
 			return bad("web.listen", "%q: want host:port", w.Listen)
