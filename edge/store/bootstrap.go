@@ -54,6 +54,12 @@ func (s *Store) Bootstrap(next func() (*wire.Batch, error)) error {
 	if err != nil {
 		return err
 	}
+	// The StreamWriter writes to the last level with that level's table size (the base size
+	// times the multiplier per level: 128 MiB here), and a table builder holds up to twice a
+	// table in memory. 8 MiB tables keep a bootstrap's memory flat; the store reopens with its
+	// usual options.
+	opts = opts.WithBaseTableSize(8 << 20)
+	opts.TableSizeMultiplier = 1
 	ndb, err := badger.Open(opts)
 	if err != nil {
 		return fmt.Errorf("bootstrap: open %s: %w", nextDir, err)
