@@ -116,9 +116,15 @@ func TestBenchSmall(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &res); err != nil {
 		t.Fatalf("bench output: %v\n%s", err, out)
 	}
-	for _, k := range []string{"ingest_records_per_s", "decision_p50_us", "decision_p99_us", "decisions_per_s_1core", "peak_rss_anon_ingest_mib"} {
+	for _, k := range []string{"ingest_records_per_s", "peak_rss_anon_ingest_mib", "memory_limit_mib"} {
 		if v, ok := res[k].(float64); !ok || v <= 0 {
 			t.Errorf("bench %s = %v", k, res[k])
+		}
+	}
+	dec, _ := res["decisions"].(map[string]any)
+	for _, k := range []string{"p50_us", "p99_us", "p999_us", "per_s_1core", "per_s_2cores", "peak_rss_anon_mib"} {
+		if v, ok := dec[k].(float64); !ok || v <= 0 {
+			t.Errorf("bench decisions.%s = %v", k, dec[k])
 		}
 	}
 }
