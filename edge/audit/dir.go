@@ -3,6 +3,7 @@ package audit
 import (
 	"crypto/ed25519"
 	"fmt"
+	"github.com/gatecheck/gatecheck/sync/kv"
 	"log/slog"
 
 	"github.com/dgraph-io/badger/v4"
@@ -34,7 +35,7 @@ func OpenDB(dir string, log *slog.Logger) (*badger.DB, error) {
 		WithNumGoroutines(1).
 		WithDetectConflicts(false).
 		WithMetricsEnabled(false)
-	db, err := badger.Open(opts)
+	db, err := kv.Open(opts, log)
 	if err != nil {
 		return nil, fmt.Errorf("open audit log %s: %w", dir, err)
 	}

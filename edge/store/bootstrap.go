@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/gatecheck/gatecheck/sync/kv"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -60,7 +61,7 @@ func (s *Store) Bootstrap(next func() (*wire.Batch, error)) error {
 	// usual options.
 	opts = opts.WithBaseTableSize(8 << 20)
 	opts.TableSizeMultiplier = 1
-	ndb, err := badger.Open(opts)
+	ndb, err := kv.Open(opts, s.log)
 	if err != nil {
 		return fmt.Errorf("bootstrap: open %s: %w", nextDir, err)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/gatecheck/gatecheck/edge/diskspace"
+	"github.com/gatecheck/gatecheck/sync/kv"
 	"hash"
 	"io"
 	"log/slog"
@@ -150,7 +151,7 @@ func (s *Store) openDB(dir string) (*badger.DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	db, err := badger.Open(opts)
+	db, err := kv.Open(opts, s.log)
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/gatecheck/gatecheck/sync/kv"
 	"io"
 	"log/slog"
 	"sync"
@@ -88,7 +89,7 @@ func Open(cfg Config) (*Server, error) {
 	opts := badger.DefaultOptions(cfg.Dir).WithLogger(nil).WithCompression(options.Snappy).
 		WithValueThreshold(1 << 10).WithNumCompactors(2).WithDetectConflicts(false).WithMetricsEnabled(false).
 		WithMemTableSize(32 << 20).WithBlockCacheSize(64 << 20).WithIndexCacheSize(32 << 20)
-	db, err := badger.Open(opts)
+	db, err := kv.Open(opts, cfg.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("open central store %s: %w", cfg.Dir, err)
 	}
