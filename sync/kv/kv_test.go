@@ -10,8 +10,9 @@ import (
 	"github.com/dgraph-io/ristretto/v2/z"
 )
 
-// A crash that leaves an empty memtable file (found by the crash loops: SIGKILL right after
-// Badger created 00001.mem): Badger's own Open fails, kv.Open opens and nothing is lost.
+// A crash that leaves empty memtable and value-log files (found by the crash loops: SIGKILL
+// right after Badger created 00001.mem, or 000151.vlog): Badger's own Open fails, kv.Open
+// opens and nothing is lost.
 func TestOpenAfterEmptyMemtableFile(t *testing.T) {
 	dir := t.TempDir()
 	opts := badger.DefaultOptions(dir).WithLogger(nil).WithMemTableSize(8 << 20).WithValueThreshold(1 << 10)
@@ -26,8 +27,10 @@ func TestOpenAfterEmptyMemtableFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	empty := func() {
-		if err := os.WriteFile(filepath.Join(dir, "00009.mem"), nil, 0o644); err != nil {
-			t.Fatal(err)
+		for _, f := range []string{"00009.mem", "000009.vlog"} {
+			if err := os.WriteFile(filepath.Join(dir, f), nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	empty()
