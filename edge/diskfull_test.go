@@ -75,7 +75,9 @@ func TestDiskFullFloors(t *testing.T) {
 	if !errors.Is(err, diskspace.ErrLow) {
 		t.Fatalf("import below the floor: %v", err)
 	}
-	if err := d.Store().ApplyBatch(&wire.Batch{From: 0, To: 1}); !errors.Is(err, diskspace.ErrLow) {
+	key := d.Store().Key(engine.IDNumber(adult))
+	change := wire.Change{Cursor: 1, Key: key[:], Op: wire.OpReplace, Facts: &engine.Facts{Schema: 1, Inbound: 1}}
+	if err := d.Store().ApplyBatch(&wire.Batch{From: 0, To: 1, Changes: []wire.Change{change}}); !errors.Is(err, diskspace.ErrLow) {
 		t.Fatalf("batch below the floor: %v", err)
 	}
 	if st, _ := d.Store().SyncState(); st.Cursor != 0 {

@@ -43,6 +43,8 @@ var ErrOrder = errors.New("bootstrap stream out of key order")
 // crash, leaves the old store in use and the device still marked as needing a bootstrap.
 // Bootstraps and batches must not run concurrently (the sync client runs one at a time).
 func (s *Store) Bootstrap(next func() (*wire.Batch, error)) error {
+	s.writeMu.Lock() // no import or batch meanwhile; lookups go on
+	defer s.writeMu.Unlock()
 	nextDir := s.dir + nextSuffix
 	// The new directory is written beside the old: it needs about as much room again.
 	if err := s.floor.Check(uint64(dirBytes(s.dir))); err != nil {
@@ -189,29 +191,57 @@ func (s *Store) stream(ndb *badger.DB, next func() (*wire.Batch, error)) (*wire.
 	}
 }
 
-// swap replaces the store's directory with the complete one at nextDir.
+// swap replaces the store's directory with the complete one at nextDir. Snapshots installed
+// while the new directory was written are carried over; if the new directory does not open,
+// the old one is put back.
 func (s *Store) swap(nextDir string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	late, err := snapshotsIn(s.db)
+	if err != nil {
+		s.log.Warn("bootstrap: reading snapshots installed meanwhile", "err", err)
+	}
 	if err := s.db.Close(); err != nil {
 		s.log.Warn("bootstrap: closing the old store", "err", err)
 	}
 	oldDir := s.dir + oldSuffix
 	os.RemoveAll(oldDir)
+	parent := filepath.Dir(s.dir)
 	if err := os.Rename(s.dir, oldDir); err != nil {
-		return s.reopenAfter(fmt.Errorf("bootstrap: %w", err))
+		return s.reopen(s.dir, fmt.Errorf("bootstrap: %w", err))
 	}
 	if err := os.Rename(nextDir, s.dir); err != nil {
-		// Put the old directory back; the next open would finish the swap anyway.
 		os.Rename(oldDir, s.dir)
-		return s.reopenAfter(fmt.Errorf("bootstrap: %w", err))
+		syncDir(parent)
+		return s.reopen(s.dir, fmt.Errorf("bootstrap: %w", err))
 	}
-	if err := syncDir(filepath.Dir(s.dir)); err != nil {
+	if err := syncDir(parent); err != nil {
 		s.log.Warn("bootstrap: syncing the parent directory", "err", err)
 	}
 	os.Remove(filepath.Join(s.dir, markerFile))
-	if err := s.reopenAfter(nil); err != nil {
-		return err
+	db, err := s.openDB(s.dir)
+	if err != nil {
+		// The new store does not open: put the old one back, decide from it, and say so.
+		s.log.Error("bootstrap: the new store does not open; keeping the old one", "err", err)
+		os.RemoveAll(s.dir + ".failed")
+		os.Rename(s.dir, s.dir+".failed")
+		os.Rename(oldDir, s.dir)
+		syncDir(parent)
+		return s.reopen(s.dir, fmt.Errorf("bootstrap: open the new store: %w", err))
+	}
+	s.db = db
+	if len(late) > 0 {
+		if err := db.Update(func(txn *badger.Txn) error {
+			for _, sn := range late {
+				if err := txn.Set(snapshotKey(sn.Version), sn.Signed); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			s.log.Error("bootstrap: carrying over snapshots", "err", err)
+		}
+		db.Sync()
 	}
 	if err := os.RemoveAll(oldDir); err != nil {
 		s.log.Warn("bootstrap: the replaced store was not removed; it takes space until the next start", "dir", oldDir, "err", err)
@@ -219,35 +249,20 @@ func (s *Store) swap(nextDir string) error {
 	return nil
 }
 
-// reopenAfter opens s.dir again (under the write lock) and returns cause, or the open's error.
-func (s *Store) reopenAfter(cause error) error {
-	db, err := s.openDB(s.dir)
+// reopen opens dir again (under the write lock) and returns cause, joined with the open's
+// error if that fails too: then every lookup fails (MANUAL) until the device restarts.
+func (s *Store) reopen(dir string, cause error) error {
+	if _, err := os.Stat(dir); err != nil {
+		s.log.Error("store directory missing after a failed bootstrap", "dir", dir, "err", err)
+		return errors.Join(cause, err)
+	}
+	db, err := s.openDB(dir)
 	if err != nil {
-		// Nothing to decide from: every lookup fails (MANUAL) until the device restarts.
 		s.log.Error("store cannot be reopened after a bootstrap", "err", err)
 		return errors.Join(cause, err)
 	}
 	s.db = db
 	return cause
-}
-
-// dirBytes is the space the files under dir take (allocated blocks: Badger preallocates its
-// files sparsely).
-func dirBytes(dir string) int64 {
-	var n int64
-	filepath.WalkDir(dir, func(_ string, e os.DirEntry, err error) error {
-		if err == nil && !e.IsDir() {
-			if info, err := e.Info(); err == nil {
-				if st, ok := info.Sys().(*syscall.Stat_t); ok {
-					n += st.Blocks * 512
-				} else {
-					n += info.Size()
-				}
-			}
-		}
-		return nil
-	})
-	return n
 }
 
 func writeMarker(dir string) error {
@@ -276,9 +291,12 @@ func syncDir(dir string) error {
 
 // recoverSwap finishes or undoes a bootstrap a crash interrupted, before the store opens: a
 // complete new directory (with its marker) replaces the store; an incomplete one is removed;
-// a replaced directory left behind is removed.
+// if the store directory is missing (a crash between the renames, without a complete new
+// one), the replaced one comes back. A replaced directory next to an existing store is left
+// for Open, which removes it once the store has opened.
 func recoverSwap(dir string, log *slog.Logger) error {
 	nextDir, oldDir := dir+nextSuffix, dir+oldSuffix
+	parent := filepath.Dir(dir)
 	exists := func(p string) bool { _, err := os.Stat(p); return err == nil }
 	if exists(nextDir) {
 		if exists(filepath.Join(nextDir, markerFile)) {
@@ -292,6 +310,7 @@ func recoverSwap(dir string, log *slog.Logger) error {
 				return fmt.Errorf("finish bootstrap: %w", err)
 			}
 			os.Remove(filepath.Join(dir, markerFile))
+			syncDir(parent)
 			log.Warn("finished a bootstrap interrupted after it was complete", "dir", dir)
 		} else {
 			log.Warn("removing an incomplete bootstrap", "dir", nextDir)
@@ -300,16 +319,30 @@ func recoverSwap(dir string, log *slog.Logger) error {
 			}
 		}
 	}
-	if exists(oldDir) && exists(dir) {
-		if err := os.RemoveAll(oldDir); err != nil {
-			log.Warn("the replaced store was not removed", "dir", oldDir, "err", err)
-		}
-	} else if exists(oldDir) {
-		// The crash came between the two renames and the new directory is gone: the old
-		// one is all there is.
+	if !exists(dir) && exists(oldDir) {
 		if err := os.Rename(oldDir, dir); err != nil {
 			return fmt.Errorf("restore store: %w", err)
 		}
+		syncDir(parent)
 	}
 	return nil
+}
+
+// dirBytes is the space the files under dir take (allocated blocks: Badger preallocates its
+// files sparsely).
+func dirBytes(dir string) int64 {
+	var n int64
+	filepath.WalkDir(dir, func(_ string, e os.DirEntry, err error) error {
+		if err == nil && !e.IsDir() {
+			if info, err := e.Info(); err == nil {
+				if st, ok := info.Sys().(*syscall.Stat_t); ok {
+					n += st.Blocks * 512
+				} else {
+					n += info.Size()
+				}
+			}
+		}
+		return nil
+	})
+	return n
 }

@@ -10,6 +10,7 @@ import (
 	"hash"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -87,8 +88,12 @@ type Store struct {
 	// mu is read-held by every use of db and write-held while a bootstrap swaps in the
 	// directory it wrote. Read-holders never take it again (no nested read locks: a waiting
 	// swap would deadlock them), so internal helpers take the *badger.DB.
-	mu        sync.RWMutex
-	db        *badger.DB
+	mu sync.RWMutex
+	db *badger.DB
+	// writeMu admits one writer at a time - an import (Writer), a delta batch, a bootstrap -
+	// so reads taken outside a write transaction stay true and a bootstrap waits for an
+	// import without making lookups queue behind it.
+	writeMu   sync.Mutex
 	dir       string
 	floor     diskspace.Floor
 	profile   Profile
@@ -141,6 +146,10 @@ func Open(cfg Config) (*Store, error) {
 		return nil, err
 	}
 	s.db = db
+	// A directory a bootstrap replaced goes only once its successor has opened.
+	if err := os.RemoveAll(dir + oldSuffix); err != nil {
+		log.Warn("the replaced store was not removed", "dir", dir+oldSuffix, "err", err)
+	}
 	return s, nil
 }
 
@@ -164,11 +173,7 @@ func (s *Store) openDB(dir string) (*badger.DB, error) {
 		db.Close()
 		return nil, err
 	}
-	s.lastRefresh.Store(0)
-	if !last.IsZero() {
-		s.lastRefresh.Store(last.Unix())
-	}
-	s.altPrefix.Store(false)
+	alt := false
 	if err := db.View(func(txn *badger.Txn) error {
 		it, err := txn.Get(keyPersonPre)
 		if errors.Is(err, badger.ErrKeyNotFound) {
@@ -177,11 +182,17 @@ func (s *Store) openDB(dir string) (*badger.DB, error) {
 		if err != nil {
 			return err
 		}
-		return it.Value(func(v []byte) error { s.altPrefix.Store(bytes.Equal(v, prefixPersonB)); return nil })
+		return it.Value(func(v []byte) error { alt = bytes.Equal(v, prefixPersonB); return nil })
 	}); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("read person prefix: %w", err)
 	}
+	// Published only once the open succeeded (the caller holds the write lock, or no one else
+	// has the store yet); the refresh time never moves backwards.
+	if u := last.Unix(); !last.IsZero() && u > s.lastRefresh.Load() {
+		s.lastRefresh.Store(u)
+	}
+	s.altPrefix.Store(alt)
 	return db, nil
 }
 
@@ -304,10 +315,10 @@ func (s *Store) personKey(k PersonKey) []byte { return keyUnder(s.prefix(), k) }
 func (s *Store) Lookup(k PersonKey) (*engine.Facts, error) {
 	var f *engine.Facts
 	var kb [5 + 16]byte
-	copy(kb[:], s.prefix())
-	copy(kb[5:], k[:])
 	db, done := s.use()
 	defer done()
+	copy(kb[:], s.prefix()) // under the lock: a bootstrap's swap changes it
+	copy(kb[5:], k[:])
 	err := db.View(func(txn *badger.Txn) error {
 		item, err := txn.Get(kb[:])
 		if errors.Is(err, badger.ErrKeyNotFound) {
@@ -352,10 +363,13 @@ type Writer struct {
 	n    int
 }
 
-// NewWriter starts a bulk write; now is recorded as the last refresh when it is flushed.
+// NewWriter starts a bulk write; now is recorded as the last refresh when it is flushed. It
+// waits for another writer (an import, a delta batch, a bootstrap) to finish.
 func (s *Store) NewWriter(now time.Time) *Writer {
+	s.writeMu.Lock()
 	db, done := s.use()
-	return &Writer{s: s, db: db, wb: db.NewWriteBatch(), done: done, now: now, err: s.floor.Check(0)}
+	done() // no swap can happen while this writer holds writeMu
+	return &Writer{s: s, db: db, wb: db.NewWriteBatch(), done: s.writeMu.Unlock, now: now, err: s.floor.Check(0)}
 }
 
 func (w *Writer) release() { w.once.Do(w.done) }

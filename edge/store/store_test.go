@@ -247,11 +247,18 @@ func TestBootstrapKeepsSnapshotsAndRefusesDisorder(t *testing.T) {
 	if st, _ := s.SyncState(); st.Synced {
 		t.Fatal("a refused bootstrap moved the cursor")
 	}
-	if err := s.Bootstrap(stream(rec(a), rec(b))); err != nil {
+	during := stream(rec(a), rec(b))
+	if err := s.Bootstrap(func() (*wire.Batch, error) {
+		// A snapshot installed while the bootstrap runs is not lost in the swap.
+		if err := s.PutSnapshot(2021111800, []byte("installed during the bootstrap")); err != nil {
+			return nil, err
+		}
+		return during()
+	}); err != nil {
 		t.Fatal(err)
 	}
 	snaps, err := s.Snapshots()
-	if err != nil || len(snaps) != 1 || string(snaps[0].Signed) != "signed snapshot bytes" {
+	if err != nil || len(snaps) != 2 || string(snaps[0].Signed) != "signed snapshot bytes" || string(snaps[1].Signed) != "installed during the bootstrap" {
 		t.Fatalf("snapshots after the bootstrap: %+v %v", snaps, err)
 	}
 	if f, _ := s.Lookup(b); f == nil || f.Inbound != 5 {

@@ -86,9 +86,8 @@ func be8(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
 // of a fact-level change); the transaction then only writes. The store has one writer (the
 // sync client), so what was read is what the transaction would have read.
 func (s *Store) ApplyBatch(b *wire.Batch) error {
-	if err := s.floor.Check(0); err != nil {
-		return fmt.Errorf("apply batch (%d, %d]: %w", b.From, b.To, err)
-	}
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
 	db, done := s.use()
 	defer done()
 	st0, err := s.syncStateIn(db)
@@ -100,6 +99,14 @@ func (s *Store) ApplyBatch(b *wire.Batch) error {
 	}
 	if b.From != st0.Cursor {
 		return fmt.Errorf("apply batch (%d, %d]: %w: device at %d", b.From, b.To, ErrGap, st0.Cursor)
+	}
+	// Below the floor no record is written; a batch without changes (the one that closes a
+	// catch-up) still moves the cursor, so reconciliation, the audit upload and trusted time
+	// go on.
+	if len(b.Changes) > 0 {
+		if err := s.floor.Check(0); err != nil {
+			return fmt.Errorf("apply batch (%d, %d]: %w", b.From, b.To, err)
+		}
 	}
 	current, raw, err := s.readRecords(db, b.Changes)
 	if err != nil {
@@ -282,6 +289,8 @@ func writeSyncState(txn *badger.Txn, cursor uint64, st SyncState) error {
 // MarkLocalImport records that local imports changed records behind sync's back: the next
 // sync re-bootstraps.
 func (s *Store) MarkLocalImport() error {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
 	db, done := s.use()
 	defer done()
 	return db.Update(func(txn *badger.Txn) error { return txn.Set(keyLocalImp, []byte{1}) })

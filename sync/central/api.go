@@ -161,6 +161,12 @@ func (s *Server) Batch(after uint64) ([]byte, *wire.Batch, error) {
 		if after > st.Cursor {
 			return fmt.Errorf("%w: %d > %d", ErrAhead, after, st.Cursor)
 		}
+		if ls, err := get(txn, keyLogStart); err != nil {
+			return err
+		} else if len(ls) == 8 && after < u64(ls) {
+			// The change log does not reach back there: only a bootstrap brings it up to date.
+			return fmt.Errorf("%w: the change log starts after cursor %d, the device is at %d: bootstrap", ErrAhead, u64(ls), after)
+		}
 		b = &wire.Batch{From: after, To: after, Snapshot: st.Snapshot, ServerTime: s.cfg.Clock().UnixMilli()}
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefixChg, PrefetchValues: true, PrefetchSize: 256})
 		defer it.Close()

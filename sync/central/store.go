@@ -26,6 +26,9 @@ var (
 	keyCount    = []byte("c1/meta/count")
 	keyDigest   = []byte("c1/meta/digest")
 	keySnapshot = []byte("c1/meta/snapshot")
+	// keyLogStart is the cursor the change log starts after (a bulk initial load has none):
+	// a device behind it must bootstrap.
+	keyLogStart = []byte("c1/meta/log_start")
 	prefixChg   = []byte("c1/chg/")
 	prefixP     = []byte("c1/p/")
 	prefixSnap  = []byte("c1/snap/")
@@ -80,9 +83,10 @@ func Open(cfg Config) (*Server, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
 	}
-	if cfg.MaxBatch == 0 {
+	if cfg.MaxBatch <= 0 {
 		cfg.MaxBatch = 10000
 	}
+	cfg.MaxBatch = min(cfg.MaxBatch, wire.MaxBatchChanges) // devices refuse larger batches
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -280,6 +284,19 @@ func (s *Server) LoadInitial(next func() (p Person, ok bool, err error)) (State,
 	if st.Cursor != 0 || st.Count != 0 {
 		return st, fmt.Errorf("load: %w (cursor %d, %d records): use import", ErrNotEmpty, st.Cursor, st.Count)
 	}
+	var held bool
+	if err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefixP})
+		defer it.Close()
+		it.Rewind()
+		held = it.Valid()
+		return nil
+	}); err != nil {
+		return st, err
+	}
+	if held {
+		return st, fmt.Errorf("load: %w (records without a state: an interrupted load? start from an empty directory)", ErrNotEmpty)
+	}
 	wb := s.db.NewWriteBatch()
 	defer wb.Cancel()
 	for {
@@ -306,7 +323,7 @@ func (s *Server) LoadInitial(next func() (p Person, ok bool, err error)) (State,
 	}
 	st.Cursor = 1
 	if err := s.db.Update(func(txn *badger.Txn) error {
-		for _, kv := range [][2][]byte{{keyCursor, be(st.Cursor)}, {keyCount, be(st.Count)}, {keyDigest, st.Digest[:]}} {
+		for _, kv := range [][2][]byte{{keyCursor, be(st.Cursor)}, {keyCount, be(st.Count)}, {keyDigest, st.Digest[:]}, {keyLogStart, be(st.Cursor)}} {
 			if err := txn.Set(kv[0], kv[1]); err != nil {
 				return err
 			}

@@ -268,6 +268,15 @@ func (c *Client) syncOnce(ctx context.Context, a Applier) (Report, error) {
 		err   error
 	}
 	var ahead chan fetched
+	fctx, cancelFetch := context.WithCancel(ctx)
+	defer func() {
+		// A fetch still in flight ends with this sync: it must not outlive it (the base URL
+		// changes for the next one).
+		cancelFetch()
+		if ahead != nil {
+			<-ahead
+		}
+	}()
 	for {
 		st, err = a.SyncState()
 		if err != nil {
@@ -312,7 +321,7 @@ func (c *Client) syncOnce(ctx context.Context, a Applier) (Report, error) {
 		if len(b.Digest) != 32 {
 			ahead = make(chan fetched, 1) // buffered: an abandoned fetch does not leak
 			go func(after uint64, out chan<- fetched) {
-				nb, err := c.pullBatch(ctx, after)
+				nb, err := c.pullBatch(fctx, after)
 				out <- fetched{after, nb, err}
 			}(b.To, ahead)
 		}
