@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -30,30 +29,8 @@ func crashBudget() time.Duration {
 	return 20 * time.Second
 }
 
-var (
-	centralOnce sync.Once
-	centralPath string
-	centralErr  error
-)
-
 func centralBinary(t *testing.T) string {
-	t.Helper()
-	centralOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "gatecheck-central-bin-")
-		if err != nil {
-			centralErr = err
-			return
-		}
-		centralPath = filepath.Join(dir, "gatecheck-central")
-		out, err := exec.Command("go", "build", "-o", centralPath, "../gatecheck-central").CombinedOutput()
-		if err != nil {
-			centralErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if centralErr != nil {
-		t.Fatal(centralErr)
-	}
-	return centralPath
+	return binary(t, "../gatecheck-central", "gatecheck-central")
 }
 
 // killAfter starts cmd and SIGKILLs it after d unless it ended first; it returns whether the

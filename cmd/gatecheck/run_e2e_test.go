@@ -20,32 +20,31 @@ import (
 	"github.com/gatecheck/gatecheck/edge/demo"
 )
 
-// buildGatecheck builds this command once per test binary.
-var (
-	buildOnce sync.Once
-	buildPath string
-	buildErr  error
-)
+// built holds the binaries the end-to-end tests build, once per test binary each.
+var built sync.Map // package path -> func() (string, error)
 
-func gatecheckBinary(t *testing.T) string {
+// binary builds the command in pkg (relative to this directory) once and returns its path.
+func binary(t *testing.T, pkg, name string) string {
 	t.Helper()
-	buildOnce.Do(func() {
+	f, _ := built.LoadOrStore(pkg, sync.OnceValues(func() (string, error) {
 		dir, err := os.MkdirTemp("", "gatecheck-e2e-bin-")
 		if err != nil {
-			buildErr = err
-			return
+			return "", err
 		}
-		buildPath = filepath.Join(dir, "gatecheck")
-		out, err := exec.Command("go", "build", "-o", buildPath, ".").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		path := filepath.Join(dir, name)
+		if out, err := exec.Command("go", "build", "-o", path, pkg).CombinedOutput(); err != nil {
+			return "", fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
 		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
+		return path, nil
+	}))
+	path, err := f.(func() (string, error))()
+	if err != nil {
+		t.Fatal(err)
 	}
-	return buildPath
+	return path
 }
+
+func gatecheckBinary(t *testing.T) string { return binary(t, ".", "gatecheck") }
 
 type pulseCounter struct {
 	mu sync.Mutex

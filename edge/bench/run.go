@@ -6,11 +6,9 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
-	"io/fs"
 	"math"
 	mrand "math/rand/v2"
 	"os"
-	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
@@ -18,7 +16,6 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/gatecheck/gatecheck/edge"
@@ -153,7 +150,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	res.IngestSeconds = time.Since(start).Seconds()
 	res.IngestRecordsPerSec = float64(cfg.Records) / res.IngestSeconds
 	res.PeakRSSAnonIngestMiB = mem.stop()
-	res.DiskBytes = dirSize(cfg.Dir)
+	res.DiskBytes = store.DiskUsage(cfg.Dir)
 
 	res.Decisions, err = TimeDecisions(d, cfg.Records, cfg.Decisions)
 	if err != nil {
@@ -231,25 +228,6 @@ func TimeDecisions(d *edge.Device, records, n int) (*Decisions, error) {
 		return res, fmt.Errorf("bench: %d of %d decisions MANUAL: the device does not hold the population", res.Outcomes["MANUAL"], n)
 	}
 	return res, nil
-}
-
-// dirSize is the space the directory's files take on disk (allocated blocks, as du counts),
-// not their apparent size: Badger preallocates its files sparsely.
-func dirSize(dir string) int64 {
-	var n int64
-	_ = filepath.WalkDir(dir, func(_ string, e fs.DirEntry, err error) error {
-		if err == nil && !e.IsDir() {
-			if info, err := e.Info(); err == nil {
-				if st, ok := info.Sys().(*syscall.Stat_t); ok {
-					n += st.Blocks * 512
-				} else {
-					n += info.Size()
-				}
-			}
-		}
-		return nil
-	})
-	return n
 }
 
 // RSSAnon returns the process's anonymous resident memory (RssAnon of /proc/self/status) in

@@ -151,7 +151,7 @@ func Sync(ctx context.Context, cfg SyncConfig) (*SyncResult, error) {
 	res.BootstrapRecordsPerSec = float64(cfg.Records) / res.BootstrapSeconds
 	res.BootstrapWireBytes = ct.n.Load()
 	res.PeakRSSAnonBootstrapMiB = mem.stop()
-	res.DiskBytes = dirSize(filepath.Join(cfg.Dir, "device"))
+	res.DiskBytes = store.DiskUsage(filepath.Join(cfg.Dir, "device"))
 
 	if cfg.Updates > 0 {
 		say(fmt.Sprintf("%d fact-level updates centrally ...", cfg.Updates))

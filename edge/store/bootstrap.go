@@ -47,7 +47,7 @@ func (s *Store) Bootstrap(next func() (*wire.Batch, error)) error {
 	defer s.writeMu.Unlock()
 	nextDir := s.dir + nextSuffix
 	// The new directory is written beside the old: it needs about as much room again.
-	if err := s.floor.Check(uint64(dirBytes(s.dir))); err != nil {
+	if err := s.floor.Check(uint64(DiskUsage(s.dir))); err != nil {
 		return fmt.Errorf("bootstrap: %w", err)
 	}
 	if err := os.RemoveAll(nextDir); err != nil {
@@ -328,9 +328,9 @@ func recoverSwap(dir string, log *slog.Logger) error {
 	return nil
 }
 
-// dirBytes is the space the files under dir take (allocated blocks: Badger preallocates its
-// files sparsely).
-func dirBytes(dir string) int64 {
+// DiskUsage is the space the files under dir take on disk (allocated blocks, as du counts),
+// not their apparent size: Badger preallocates its files sparsely.
+func DiskUsage(dir string) int64 {
 	var n int64
 	filepath.WalkDir(dir, func(_ string, e os.DirEntry, err error) error {
 		if err == nil && !e.IsDir() {
