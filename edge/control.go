@@ -76,26 +76,33 @@ func (c *Control) Handler() http.Handler {
 	return mux
 }
 
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
+// WriteJSON answers v as JSON with status code (the control socket's and the page's API).
+func WriteJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(code)
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
 	_ = enc.Encode(v)
 }
 
-func writeErr(w http.ResponseWriter, code int, err error) {
-	writeJSON(w, code, map[string]string{"error": err.Error()})
+// WriteError answers {"error": "..."} with status code.
+func WriteError(w http.ResponseWriter, code int, err error) {
+	WriteJSON(w, code, map[string]string{"error": err.Error()})
 }
 
-func decodeBody(r *http.Request, v any) error {
-	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
+// DecodeJSON decodes a request body of at most limit bytes into v, refusing unknown fields.
+func DecodeJSON(r *http.Request, v any, limit int64) error {
+	dec := json.NewDecoder(io.LimitReader(r.Body, limit))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return fmt.Errorf("request body: %w", err)
 	}
 	return nil
 }
+
+// maxControlBody bounds a control-socket request body (imports are spooled separately).
+const maxControlBody = 64 << 10
 
 // CheckBody is the body of POST /v1/check.
 type CheckBody struct {
@@ -108,75 +115,75 @@ type CheckBody struct {
 
 func (c *Control) check(w http.ResponseWriter, r *http.Request) {
 	var b CheckBody
-	if err := decodeBody(r, &b); err != nil {
-		writeErr(w, http.StatusBadRequest, err)
+	if err := DecodeJSON(r, &b, maxControlBody); err != nil {
+		WriteError(w, http.StatusBadRequest, err)
 		return
 	}
 	if b.At != "" {
 		at, err := time.Parse(time.RFC3339, b.At)
 		if err != nil {
-			writeErr(w, http.StatusBadRequest, fmt.Errorf("at: %w", err))
+			WriteError(w, http.StatusBadRequest, fmt.Errorf("at: %w", err))
 			return
 		}
-		writeJSON(w, http.StatusOK, Passage{Decision: c.Device.Check(CheckRequest{Number: b.ID, TestOnly: b.TestOnly, WhatIf: true}, at)})
+		WriteJSON(w, http.StatusOK, Passage{Decision: c.Device.Check(CheckRequest{Number: b.ID, TestOnly: b.TestOnly, WhatIf: true}, at)})
 		return
 	}
 	p, err := c.Daemon.PresentManual(r.Context(), b.ID, b.TestOnly, b.Officer)
 	if err != nil {
 		c.Logger.Error("manual entry", logKeyErr, err)
 	}
-	writeJSON(w, http.StatusOK, p) // the passage says what happened, MANUAL included
+	WriteJSON(w, http.StatusOK, p) // the passage says what happened, MANUAL included
 }
 
 func (c *Control) importRecords(w http.ResponseWriter, r *http.Request) {
 	tmp, err := os.CreateTemp(c.TempDir, "gatecheck-import-*.jsonl")
 	if err != nil {
-		writeErr(w, http.StatusInternalServerError, err)
+		WriteError(w, http.StatusInternalServerError, err)
 		return
 	}
 	defer os.Remove(tmp.Name())
 	defer tmp.Close()
 	n, err := io.Copy(tmp, io.LimitReader(r.Body, MaxImportBody+1))
 	if err != nil {
-		writeErr(w, http.StatusInternalServerError, fmt.Errorf("spool import: %w", err))
+		WriteError(w, http.StatusInternalServerError, fmt.Errorf("spool import: %w", err))
 		return
 	}
 	if n > MaxImportBody {
-		writeErr(w, http.StatusRequestEntityTooLarge, fmt.Errorf("import over %d bytes", int64(MaxImportBody)))
+		WriteError(w, http.StatusRequestEntityTooLarge, fmt.Errorf("import over %d bytes", int64(MaxImportBody)))
 		return
 	}
 	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
-		writeErr(w, http.StatusInternalServerError, err)
+		WriteError(w, http.StatusInternalServerError, err)
 		return
 	}
 	st, err := c.Device.Import(r.Context(), tmp, c.Daemon.cfg.Clock.Now(), nil)
 	var ie *ImportError
 	switch {
 	case errors.As(err, &ie):
-		writeErr(w, http.StatusUnprocessableEntity, err)
+		WriteError(w, http.StatusUnprocessableEntity, err)
 	case err != nil:
-		writeErr(w, http.StatusInternalServerError, err)
+		WriteError(w, http.StatusInternalServerError, err)
 	default:
-		writeJSON(w, http.StatusOK, st)
+		WriteJSON(w, http.StatusOK, st)
 	}
 }
 
 func (c *Control) install(w http.ResponseWriter, r *http.Request) {
 	b, err := io.ReadAll(io.LimitReader(r.Body, wire.MaxSignedSize+1))
 	if err != nil {
-		writeErr(w, http.StatusBadRequest, err)
+		WriteError(w, http.StatusBadRequest, err)
 		return
 	}
 	if len(b) > wire.MaxSignedSize {
-		writeErr(w, http.StatusRequestEntityTooLarge, fmt.Errorf("snapshot over %d bytes", wire.MaxSignedSize))
+		WriteError(w, http.StatusRequestEntityTooLarge, fmt.Errorf("snapshot over %d bytes", wire.MaxSignedSize))
 		return
 	}
 	v, err := c.Device.InstallSnapshot(b, c.Daemon.cfg.Clock.Now())
 	if err != nil {
-		writeErr(w, http.StatusUnprocessableEntity, err)
+		WriteError(w, http.StatusUnprocessableEntity, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, PolicyInfo{Version: v.Snapshot.Version, Name: v.Snapshot.Name, KeyID: v.KeyID,
+	WriteJSON(w, http.StatusOK, PolicyInfo{Version: v.Snapshot.Version, Name: v.Snapshot.Name, KeyID: v.KeyID,
 		EffectiveFrom: v.Snapshot.Effective(), ExpiresAt: v.Snapshot.Expires()})
 }
 
@@ -215,7 +222,7 @@ func (c *Control) policies(w http.ResponseWriter, r *http.Request) {
 	for _, e := range c.Device.Refused() {
 		refused = append(refused, e.Error())
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"policies": c.Device.PolicyList(c.Daemon.cfg.Clock.Now()), "refused": refused})
+	WriteJSON(w, http.StatusOK, map[string]any{"policies": c.Device.PolicyList(c.Daemon.cfg.Clock.Now()), "refused": refused})
 }
 
 // OverrideBody is the body of POST /v1/override.
@@ -228,46 +235,46 @@ type OverrideBody struct {
 
 func (c *Control) override(w http.ResponseWriter, r *http.Request) {
 	var b OverrideBody
-	if err := decodeBody(r, &b); err != nil {
-		writeErr(w, http.StatusBadRequest, err)
+	if err := DecodeJSON(r, &b, maxControlBody); err != nil {
+		WriteError(w, http.StatusBadRequest, err)
 		return
 	}
 	o, err := engine.ParseOutcome(b.Outcome)
 	if err != nil {
-		writeErr(w, http.StatusBadRequest, err)
+		WriteError(w, http.StatusBadRequest, err)
 		return
 	}
 	p, err := c.Daemon.Override(r.Context(), b.Ref, b.Officer, b.Reason, o)
 	switch {
 	case errors.Is(err, ErrNoEntry):
-		writeErr(w, http.StatusNotFound, err)
+		WriteError(w, http.StatusNotFound, err)
 		return
 	case errors.Is(err, ErrBadOverride):
-		writeErr(w, http.StatusBadRequest, err)
+		WriteError(w, http.StatusBadRequest, err)
 		return
 	case err != nil:
-		writeErr(w, http.StatusInternalServerError, err)
+		WriteError(w, http.StatusInternalServerError, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, p)
+	WriteJSON(w, http.StatusOK, p)
 }
 
 func (c *Control) register(w http.ResponseWriter, r *http.Request) {
 	var b Registration
-	if err := decodeBody(r, &b); err != nil {
-		writeErr(w, http.StatusBadRequest, err)
+	if err := DecodeJSON(r, &b, maxControlBody); err != nil {
+		WriteError(w, http.StatusBadRequest, err)
 		return
 	}
 	seq, err := c.Daemon.Register(b)
 	switch {
 	case errors.Is(err, ErrNoRegistrations):
-		writeErr(w, http.StatusForbidden, err)
+		WriteError(w, http.StatusForbidden, err)
 	case errors.Is(err, ErrBadRegistration):
-		writeErr(w, http.StatusBadRequest, err)
+		WriteError(w, http.StatusBadRequest, err)
 	case err != nil:
-		writeErr(w, http.StatusInternalServerError, err)
+		WriteError(w, http.StatusInternalServerError, err)
 	default:
-		writeJSON(w, http.StatusOK, map[string]uint64{"audit_seq": seq})
+		WriteJSON(w, http.StatusOK, map[string]uint64{"audit_seq": seq})
 	}
 }
 
@@ -279,33 +286,33 @@ func (c *Control) entries(w http.ResponseWriter, r *http.Request) {
 	}
 	list, err := c.Audit.Entries(from, n)
 	if err != nil {
-		writeErr(w, http.StatusInternalServerError, err)
+		WriteError(w, http.StatusInternalServerError, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, list)
+	WriteJSON(w, http.StatusOK, list)
 }
 
 func (c *Control) verify(w http.ResponseWriter, r *http.Request) {
 	rep, err := c.Audit.Verify(c.DeviceKey)
 	if err != nil {
-		writeJSON(w, http.StatusOK, map[string]any{"ok": false, "error": err.Error(), "report": rep})
+		WriteJSON(w, http.StatusOK, map[string]any{"ok": false, "error": err.Error(), "report": rep})
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "report": rep})
+	WriteJSON(w, http.StatusOK, map[string]any{"ok": true, "report": rep})
 }
 
 func (c *Control) syncNow(w http.ResponseWriter, r *http.Request) {
 	if c.Client == nil {
-		writeErr(w, http.StatusConflict, errors.New("this device has no sync section in its config"))
+		WriteError(w, http.StatusConflict, errors.New("this device has no sync section in its config"))
 		return
 	}
 	rep, err := c.Client.SyncOnce(r.Context(), c.Syncer)
 	c.Syncer.Record(rep, err)
 	if err != nil {
-		writeErr(w, http.StatusBadGateway, err)
+		WriteError(w, http.StatusBadGateway, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, rep)
+	WriteJSON(w, http.StatusOK, rep)
 }
 
 // Status is GET /v1/status.
@@ -345,7 +352,7 @@ func (c *Control) status(w http.ResponseWriter, r *http.Request) {
 			st.SyncError = err.Error()
 		}
 	}
-	writeJSON(w, http.StatusOK, st)
+	WriteJSON(w, http.StatusOK, st)
 }
 
 // ServeControl serves h on a unix socket at path (mode 0660) until ctx ends. A stale socket

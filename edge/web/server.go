@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -175,7 +174,7 @@ func (s *Server) Handler() http.Handler {
 		http.ServeFileFS(w, r, sub, "index.html")
 	})
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, s.cachedStatus())
+		edge.WriteJSON(w, http.StatusOK, s.cachedStatus())
 	})
 	mux.HandleFunc("GET /decisions", s.decisions)
 	mux.HandleFunc("GET /events", s.events)
@@ -197,16 +196,16 @@ func (s *Server) guard(h http.Handler) http.Handler {
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		w.Header().Set("Referrer-Policy", "no-referrer")
 		if !s.knownHost(r.Host) {
-			writeErr(w, http.StatusMisdirectedRequest, fmt.Errorf("this page does not answer to host %q (web.hosts)", r.Host))
+			edge.WriteError(w, http.StatusMisdirectedRequest, fmt.Errorf("this page does not answer to host %q (web.hosts)", r.Host))
 			return
 		}
 		if r.Method == http.MethodPost {
 			if mt, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";"); strings.TrimSpace(mt) != "application/json" {
-				writeErr(w, http.StatusUnsupportedMediaType, errors.New("want Content-Type: application/json"))
+				edge.WriteError(w, http.StatusUnsupportedMediaType, errors.New("want Content-Type: application/json"))
 				return
 			}
 			if o := r.Header.Get("Origin"); o != "" && o != "http://"+r.Host && o != "https://"+r.Host {
-				writeErr(w, http.StatusForbidden, fmt.Errorf("cross-origin request from %q refused", o))
+				edge.WriteError(w, http.StatusForbidden, fmt.Errorf("cross-origin request from %q refused", o))
 				return
 			}
 		}
@@ -232,35 +231,13 @@ func (s *Server) knownHost(hostport string) bool {
 	return false
 }
 
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(v)
-}
-
-func writeErr(w http.ResponseWriter, code int, err error) {
-	writeJSON(w, code, map[string]string{"error": err.Error()})
-}
-
-func decode(r *http.Request, v any) error {
-	dec := json.NewDecoder(io.LimitReader(r.Body, maxBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("request body: %w", err)
-	}
-	return nil
-}
-
 func (s *Server) decisions(w http.ResponseWriter, r *http.Request) {
 	n, _ := strconv.Atoi(r.URL.Query().Get("n"))
 	if n <= 0 {
 		n = 50
 	}
 	n = min(n, edge.FeedSize)
-	writeJSON(w, http.StatusOK, s.cfg.Daemon.Feed.Recent(n))
+	edge.WriteJSON(w, http.StatusOK, s.cfg.Daemon.Feed.Recent(n))
 }
 
 // events streams server-sent events until the client goes away: "status" at once and every
@@ -268,13 +245,13 @@ func (s *Server) decisions(w http.ResponseWriter, r *http.Request) {
 func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	flusher, ok := w.(http.Flusher)
 	if !ok {
-		writeErr(w, http.StatusInternalServerError, errors.New("streaming is not supported"))
+		edge.WriteError(w, http.StatusInternalServerError, errors.New("streaming is not supported"))
 		return
 	}
 	if s.streams.Add(1) > MaxStreams {
 		s.streams.Add(-1)
 		w.Header().Set("Retry-After", "10")
-		writeErr(w, http.StatusServiceUnavailable, fmt.Errorf("more than %d live pages open", MaxStreams))
+		edge.WriteError(w, http.StatusServiceUnavailable, fmt.Errorf("more than %d live pages open", MaxStreams))
 		return
 	}
 	defer s.streams.Add(-1)
@@ -328,17 +305,17 @@ type LoginBody struct {
 
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	if len(s.cfg.PINHash) == 0 {
-		writeErr(w, http.StatusForbidden, errors.New("officer actions are not configured on this device (web.officer_pin_file)"))
+		edge.WriteError(w, http.StatusForbidden, errors.New("officer actions are not configured on this device (web.officer_pin_file)"))
 		return
 	}
 	var b LoginBody
-	if err := decode(r, &b); err != nil {
-		writeErr(w, http.StatusBadRequest, err)
+	if err := edge.DecodeJSON(r, &b, maxBody); err != nil {
+		edge.WriteError(w, http.StatusBadRequest, err)
 		return
 	}
 	b.Officer = strings.TrimSpace(b.Officer)
 	if b.Officer == "" || len(b.Officer) > 64 {
-		writeErr(w, http.StatusBadRequest, errors.New("the officer's name or number is required (at most 64 bytes)"))
+		edge.WriteError(w, http.StatusBadRequest, errors.New("the officer's name or number is required (at most 64 bytes)"))
 		return
 	}
 	// Lockouts and sessions run on the machine's clock, not the decision clock. One PIN check
@@ -353,7 +330,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	if now.Before(locked) {
 		left := locked.Sub(now).Round(time.Second)
 		w.Header().Set("Retry-After", strconv.Itoa(int(left.Seconds())+1))
-		writeErr(w, http.StatusTooManyRequests, fmt.Errorf("too many wrong PINs: try again in %s", left))
+		edge.WriteError(w, http.StatusTooManyRequests, fmt.Errorf("too many wrong PINs: try again in %s", left))
 		return
 	}
 	err := bcrypt.CompareHashAndPassword(s.cfg.PINHash, []byte(b.PIN))
@@ -365,7 +342,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 			s.failures, s.lockedTil = 0, now.Add(Lockout)
 		}
 		s.log.Warn("officer login refused", logKeyOfficer, b.Officer, logKeyRemote, r.RemoteAddr)
-		writeErr(w, http.StatusUnauthorized, errors.New("wrong PIN"))
+		edge.WriteError(w, http.StatusUnauthorized, errors.New("wrong PIN"))
 		return
 	}
 	s.failures = 0
@@ -379,7 +356,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	}
 	s.sessions[t] = session{officer: b.Officer, expires: now.Add(SessionTTL)}
 	s.log.Info("officer logged in", logKeyOfficer, b.Officer, logKeyRemote, r.RemoteAddr)
-	writeJSON(w, http.StatusOK, map[string]any{"token": t, "officer": b.Officer, "expires": now.Add(SessionTTL)})
+	edge.WriteJSON(w, http.StatusOK, map[string]any{"token": t, "officer": b.Officer, "expires": now.Add(SessionTTL)})
 }
 
 // officer wraps a handler that needs a logged-in officer; it receives the officer's name.
@@ -387,7 +364,7 @@ func (s *Server) officer(h func(w http.ResponseWriter, r *http.Request, officer 
 	return func(w http.ResponseWriter, r *http.Request) {
 		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || tok == "" {
-			writeErr(w, http.StatusUnauthorized, errors.New("officer login required"))
+			edge.WriteError(w, http.StatusUnauthorized, errors.New("officer login required"))
 			return
 		}
 		s.mu.Lock()
@@ -404,7 +381,7 @@ func (s *Server) officer(h func(w http.ResponseWriter, r *http.Request, officer 
 		}
 		s.mu.Unlock()
 		if found == nil {
-			writeErr(w, http.StatusUnauthorized, errors.New("officer session expired or unknown: log in again"))
+			edge.WriteError(w, http.StatusUnauthorized, errors.New("officer session expired or unknown: log in again"))
 			return
 		}
 		h(w, r, found.officer)
@@ -416,7 +393,7 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request, _ string) {
 	s.mu.Lock()
 	delete(s.sessions, tok)
 	s.mu.Unlock()
-	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
+	edge.WriteJSON(w, http.StatusOK, map[string]bool{"ok": true})
 }
 
 // CheckBody is the body of POST /api/check.
@@ -427,23 +404,23 @@ type CheckBody struct {
 
 func (s *Server) check(w http.ResponseWriter, r *http.Request, officer string) {
 	var b CheckBody
-	if err := decode(r, &b); err != nil {
-		writeErr(w, http.StatusBadRequest, err)
+	if err := edge.DecodeJSON(r, &b, maxBody); err != nil {
+		edge.WriteError(w, http.StatusBadRequest, err)
 		return
 	}
 	b.ID = strings.ToUpper(strings.TrimSpace(b.ID))
 	if b.ID == "" {
-		writeErr(w, http.StatusBadRequest, errors.New("an ID number is required"))
+		edge.WriteError(w, http.StatusBadRequest, errors.New("an ID number is required"))
 		return
 	}
 	// An invalid number is decided too (MANUAL, audited): the officer sees why.
 	p, err := s.cfg.Daemon.PresentManual(r.Context(), b.ID, b.TestOnly, officer)
 	if err != nil {
-		writeErr(w, http.StatusInternalServerError, err)
+		edge.WriteError(w, http.StatusInternalServerError, err)
 		return
 	}
 	s.log.Info("manual entry from the page", logKeyOfficer, officer, "seq", p.Seq, "outcome", p.Decision.Outcome.String())
-	writeJSON(w, http.StatusOK, p)
+	edge.WriteJSON(w, http.StatusOK, p)
 }
 
 // OverrideBody is the body of POST /api/override.
@@ -455,30 +432,30 @@ type OverrideBody struct {
 
 func (s *Server) override(w http.ResponseWriter, r *http.Request, officer string) {
 	var b OverrideBody
-	if err := decode(r, &b); err != nil {
-		writeErr(w, http.StatusBadRequest, err)
+	if err := edge.DecodeJSON(r, &b, maxBody); err != nil {
+		edge.WriteError(w, http.StatusBadRequest, err)
 		return
 	}
 	b.Reason = strings.TrimSpace(b.Reason)
 	if len(b.Reason) > 500 {
-		writeErr(w, http.StatusBadRequest, errors.New("the reason is longer than 500 bytes"))
+		edge.WriteError(w, http.StatusBadRequest, errors.New("the reason is longer than 500 bytes"))
 		return
 	}
 	o, err := engine.ParseOutcome(b.Outcome)
 	if err != nil {
-		writeErr(w, http.StatusBadRequest, err)
+		edge.WriteError(w, http.StatusBadRequest, err)
 		return
 	}
 	p, err := s.cfg.Daemon.Override(r.Context(), b.Ref, officer, b.Reason, o)
 	switch {
 	case errors.Is(err, edge.ErrNoEntry):
-		writeErr(w, http.StatusNotFound, err)
+		edge.WriteError(w, http.StatusNotFound, err)
 	case errors.Is(err, edge.ErrBadOverride):
-		writeErr(w, http.StatusBadRequest, err)
+		edge.WriteError(w, http.StatusBadRequest, err)
 	case err != nil:
-		writeErr(w, http.StatusInternalServerError, err)
+		edge.WriteError(w, http.StatusInternalServerError, err)
 	default:
-		writeJSON(w, http.StatusOK, p)
+		edge.WriteJSON(w, http.StatusOK, p)
 	}
 }
 
@@ -492,21 +469,21 @@ type RegisterBody struct {
 
 func (s *Server) register(w http.ResponseWriter, r *http.Request, officer string) {
 	var b RegisterBody
-	if err := decode(r, &b); err != nil {
-		writeErr(w, http.StatusBadRequest, err)
+	if err := edge.DecodeJSON(r, &b, maxBody); err != nil {
+		edge.WriteError(w, http.StatusBadRequest, err)
 		return
 	}
 	seq, err := s.cfg.Daemon.Register(edge.Registration{ID: strings.ToUpper(strings.TrimSpace(b.ID)), Officer: officer,
 		WorkProof: strings.TrimSpace(b.WorkProof), Residence: strings.TrimSpace(b.Residence), TestProof: strings.TrimSpace(b.TestProof)})
 	switch {
 	case errors.Is(err, edge.ErrNoRegistrations):
-		writeErr(w, http.StatusForbidden, err)
+		edge.WriteError(w, http.StatusForbidden, err)
 	case errors.Is(err, edge.ErrBadRegistration):
-		writeErr(w, http.StatusBadRequest, err)
+		edge.WriteError(w, http.StatusBadRequest, err)
 	case err != nil:
-		writeErr(w, http.StatusInternalServerError, err)
+		edge.WriteError(w, http.StatusInternalServerError, err)
 	default:
-		writeJSON(w, http.StatusOK, map[string]any{"audit_seq": seq, "status": "queued",
+		edge.WriteJSON(w, http.StatusOK, map[string]any{"audit_seq": seq, "status": "queued",
 			"note": "queued for central approval; once approved the commuter mark takes effect at 00:00 the next day"})
 	}
 }
