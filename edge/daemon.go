@@ -319,7 +319,7 @@ func (d *Daemon) present(ctx context.Context, number engine.IDNumber, id *engine
 		dec = *fixed
 		dec.At = now
 	} else {
-		dec = d.cfg.Device.Decide(*id, CheckRequest{TestOnly: testOnly}, now)
+		dec = d.cfg.Device.DecideKey(*id, key, CheckRequest{TestOnly: testOnly}, now)
 		if pb, used := d.cfg.Passback.Check(key[:], now, dec.SnapshotVersion); used && dec.Outcome != engine.Manual {
 			pb.Popups = dec.Popups
 			dec = pb

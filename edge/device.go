@@ -241,7 +241,13 @@ func (d *Device) ClockProblem(now time.Time) string {
 
 // Decide decides for a parsed identity at now (req.Number is not read again).
 func (d *Device) Decide(id engine.Identity, req CheckRequest, now time.Time) engine.Decision {
-	facts, err := d.store.Lookup(d.store.Key(id.Number))
+	return d.DecideKey(id, d.store.Key(id.Number), req, now)
+}
+
+// DecideKey is Decide for a caller that already holds the person's stored key (the card loop
+// needs it for the audit entry too: the ID number is hashed once per passage).
+func (d *Device) DecideKey(id engine.Identity, key store.PersonKey, req CheckRequest, now time.Time) engine.Decision {
+	facts, err := d.store.Lookup(key)
 	if err != nil {
 		d.log.Error("record lookup failed; deciding MANUAL", logKeyID, id.Number, logKeyErr, err)
 		return engine.Decision{Outcome: engine.Manual, Rule: engine.RuleStore, At: now,
